@@ -1,0 +1,58 @@
+// Helpers for unit tests: a StageContext with no container, no terminal and a throw-away run folder.
+import { mkdtempSync, mkdirSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { from, lastValueFrom, toArray, type Observable } from 'rxjs';
+import pino from 'pino';
+import { createRng, hashString } from './rng.ts';
+import type { StageContext, StageDescriptor, Streams } from './stage.ts';
+
+export function tempDir(prefix = 'mtm-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function testContext(nodeId = 'test', seed = 1, root = tempDir()): StageContext {
+  return {
+    nodeId,
+    seed,
+    logger: pino({ level: 'silent' }),
+    rng: createRng(hashString(nodeId, seed)),
+    run: {
+      root,
+      artifactDir(id) {
+        const d = join(root, 'artifacts', id);
+        mkdirSync(d, { recursive: true });
+        return d;
+      },
+      metric(id, record) {
+        appendFileSync(join(root, 'metrics.jsonl'), JSON.stringify({ node: id, ...record }) + '\n');
+      },
+    },
+    signal: new AbortController().signal,
+    progress: () => ({ increment() {}, setTotal() {}, stop() {} }),
+    source: <T>(items: AsyncIterable<T> | Iterable<T>): Observable<T> => from(items as Iterable<T>),
+  };
+}
+
+/**
+ * Runs one stage between synthetic inputs and capture sinks: validates params through the
+ * stage's own schema (defaults filled), then collects every output port into an array.
+ */
+export async function runStage(
+  stage: StageDescriptor<any>,
+  params: Record<string, unknown>,
+  inputs: Record<string, unknown[]> = {},
+  ctx: StageContext = testContext(stage.id),
+): Promise<Record<string, unknown[]>> {
+  const parsed = stage.params.parse(params);
+  const streams: Streams = {};
+  for (const [port, items] of Object.entries(inputs)) streams[port] = from(items);
+  const outputs = stage.create(parsed, ctx)(streams);
+  const result: Record<string, unknown[]> = {};
+  await Promise.all(
+    Object.entries(outputs).map(async ([port, obs]) => {
+      result[port] = await lastValueFrom(obs.pipe(toArray()));
+    }),
+  );
+  return result;
+}
