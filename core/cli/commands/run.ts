@@ -1,0 +1,99 @@
+// `mtm run <graph>`: validate, make the run directory, run, and say where everything is.
+import { createRequire } from 'node:module';
+import type { Argv } from 'yargs';
+import { createLogger } from '../../log.ts';
+import { createProgress } from '../../progress.ts';
+import { resolvedGraphObject } from '../../graph/load.ts';
+import { RunDirectory, type RunInfo } from '../../run/run-directory.ts';
+import { runGraph } from '../../runtime/run-graph.ts';
+import { stageKey } from '../../stage.ts';
+import { loadGraphForCli } from '../load-graph.ts';
+import pkg from '../../../package.json' with { type: 'json' };
+
+export const command = 'run <graph>';
+export const describe = 'Run a graph file';
+
+export function builder(y: Argv) {
+  return y
+    .positional('graph', { type: 'string', demandOption: true, describe: 'graph file (YAML)' })
+    .option('set', { type: 'string', array: true, describe: 'override a graph param or <node>.<param>: --set epochs=3' })
+    .option('out', { type: 'string', describe: 'run directory (default runs/<time>-<graph name>/); an existing one is resumed into' })
+    .option('seed', { type: 'number', describe: "override the graph's seed" })
+    .option('plugin', { type: 'string', array: true, describe: 'extra plugin folder or package (repeatable)' })
+    .option('max-in-flight', { type: 'number', default: 2, describe: 'items a source may run ahead of the stages below it' })
+    .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], describe: 'level of the log lines on stderr (logs.jsonl keeps debug)' });
+}
+
+function versions(): Record<string, string> {
+  const req = createRequire(import.meta.url);
+  const out: Record<string, string> = { 'mtm-flow': pkg.version, node: process.versions.node };
+  for (const name of ['@tensorflow/tfjs', 'rxjs', 'inversify']) {
+    try {
+      out[name] = req(`${name}/package.json`).version;
+    } catch {
+      /* not installed: nothing to record */
+    }
+  }
+  return out;
+}
+
+export async function handler(argv: { graph: string; set?: string[]; out?: string; seed?: number; plugin?: string[]; maxInFlight: number; logLevel: string }): Promise<void> {
+  const { graph, registry, overrides } = await loadGraphForCli(argv.graph, argv);
+  const dir = RunDirectory.create(graph.name, argv.out);
+  const progress = createProgress();
+  const logger = createLogger({ file: dir.logFile, level: argv.logLevel, write: (l) => progress.log(l) });
+  const info: RunInfo = {
+    graph: graph.name,
+    graphFile: argv.graph,
+    status: 'running',
+    seed: graph.seed,
+    startedAt: new Date().toISOString(),
+    command: process.argv.slice(2),
+    overrides,
+    versions: versions(),
+    stages: Object.fromEntries(graph.nodes.map((n) => [n.id, stageKey(n.stage)])),
+    plugins: Object.fromEntries(registry.plugins.map((p) => [p.manifest.name, `${p.manifest.version} (${p.source})`])),
+  };
+  await dir.writeResolvedGraph(resolvedGraphObject(graph));
+  await dir.writeInfo(info);
+  process.stdout.write(`run directory: ${dir.root}\n`);
+  logger.info({ graph: graph.name, nodes: graph.nodes.length, seed: graph.seed }, `running ${graph.name}`);
+
+  // First Ctrl-C: finish the items in flight and close the run properly. Second: stop now.
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      logger.warn('interrupted: finishing the current item (Ctrl-C again to stop at once)');
+      abort.abort();
+    } else {
+      progress.stopAll();
+      void dir.writeInfo({ ...info, status: 'interrupted', finishedAt: new Date().toISOString() }).finally(() => process.exit(130));
+    }
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+
+  const outcome = await runGraph({ graph, run: dir, logger, progress, signal: abort.signal, maxInFlight: argv.maxInFlight });
+  process.off('SIGINT', onSigint);
+  process.off('SIGTERM', onSigint);
+  progress.stopAll();
+  const e = outcome.error;
+  await dir.writeInfo({
+    ...info,
+    status: outcome.status,
+    finishedAt: new Date().toISOString(),
+    nodes: outcome.nodes,
+    ...(e ? { error: { node: e.nodeId, stage: e.stage, item: e.item, message: e.message } } : {}),
+  });
+  if (e) {
+    logger.error({ node: e.nodeId, item: e.item, err: e.cause instanceof Error ? { message: e.cause.message, stack: e.cause.stack } : String(e.cause) }, e.message);
+    process.stderr.write(`run failed: ${e.message}\nsee ${dir.logFile}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  logger.info({ status: outcome.status }, `run ${outcome.status}`);
+  process.stdout.write(`${outcome.status}: ${dir.root}\n`);
+  if (outcome.status === 'interrupted') process.exitCode = 130;
+}

@@ -1,0 +1,44 @@
+// The `mtm` command line. Exit codes: 0 ok, 1 run failed, 2 bad input (graph, flags, plugin).
+import yargs from 'yargs';
+import { GraphError, formatDiagnostic } from '../graph/diagnostics.ts';
+import * as run from './commands/run.ts';
+import * as validate from './commands/validate.ts';
+import * as stages from './commands/stages.ts';
+import * as schema from './commands/schema.ts';
+
+export async function main(args: string[]): Promise<number> {
+  try {
+    await yargs(args)
+      .scriptName('mtm')
+      .usage('$0 <command> [options]\n\nmtm-flow: multi-task-masking foundation models of neural spiking data, as graph files of typed stages.')
+      .command(run as any)
+      .command(validate as any)
+      .command(stages as any)
+      .command(schema as any)
+      .demandCommand(1, 'name a command (mtm --help lists them)')
+      .strict()
+      .help()
+      .alias('h', 'help')
+      .version()
+      .wrap(Math.min(110, process.stdout.columns || 110))
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw new UsageError(msg);
+      })
+      .parseAsync();
+    return Number(process.exitCode ?? 0);
+  } catch (e) {
+    if (e instanceof GraphError) {
+      for (const d of e.diagnostics) process.stderr.write(formatDiagnostic(d) + '\n');
+      return 2;
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\nRun 'mtm --help' for usage.\n`);
+      return 2;
+    }
+    process.stderr.write(`mtm: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+class UsageError extends Error {}

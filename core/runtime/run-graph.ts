@@ -1,0 +1,176 @@
+// Wires a resolved graph into RxJS streams and runs it to completion, failure or interruption.
+import { EMPTY, Subject, Subscription, connectable, merge, throwError, type Connectable, type Observable } from 'rxjs';
+import { catchError, tap } from 'rxjs/operators';
+import type { Logger } from 'pino';
+import type { ResolvedGraph, ResolvedNode } from '../graph/load.ts';
+import { describeItem } from '../payloads.ts';
+import { createRng, hashString } from '../rng.ts';
+import type { Progress, RunDirectoryHandle, StageContext, Streams } from '../stage.ts';
+import { stageKey } from '../stage.ts';
+import { DemandGate, NodeProgress, pulledSource, watchedNodes } from './demand.ts';
+
+/** A failure inside a stage, tagged with where it happened and on which item. */
+export class NodeError extends Error {
+  constructor(
+    readonly nodeId: string,
+    readonly stage: string,
+    readonly item: string | undefined,
+    readonly cause: unknown,
+  ) {
+    const msg = cause instanceof Error ? cause.message : String(cause);
+    super(`node '${nodeId}' (${stage})${item ? ` on ${item}` : ''}: ${msg}`);
+    this.name = 'NodeError';
+  }
+}
+
+export interface NodeStats {
+  stage: string;
+  emitted: Record<string, number>;
+  startedAt?: string;
+  finishedAt?: string;
+  lastItem?: string;
+}
+
+export interface RunOutcome {
+  status: 'completed' | 'failed' | 'interrupted';
+  error?: NodeError;
+  nodes: Record<string, NodeStats>;
+}
+
+export interface RunGraphOptions {
+  graph: ResolvedGraph;
+  run: RunDirectoryHandle;
+  logger: Logger;
+  progress: (label: string, total: number) => Progress;
+  /** Aborted on SIGINT: sources stop pulling and the graph drains. */
+  signal: AbortSignal;
+  /** How many items a source may run ahead of the streaming nodes below it. */
+  maxInFlight?: number;
+  /** Extra fields merged into every node's context (e.g. the tensor backend). */
+  contextExtras?: Record<string, unknown>;
+}
+
+export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
+  const { graph, logger, signal } = opts;
+  const window = opts.maxInFlight ?? 2;
+  const counts = new NodeProgress();
+  const stats: Record<string, NodeStats> = {};
+  const lastItem = new Map<string, string>();
+  const outputs = new Map<string, Record<string, Connectable<unknown>>>();
+  const ordered: Connectable<unknown>[] = [];
+
+  for (const node of graph.nodes) {
+    const key = stageKey(node.stage);
+    const st: NodeStats = { stage: key, emitted: {} };
+    stats[node.id] = st;
+    const inputs: Streams = {};
+    for (const port of Object.keys(node.stage.inputs)) {
+      const edges = node.inputs[port] ?? [];
+      const upstream: Observable<unknown>[] = edges.map((e) => outputs.get(e.node)![e.port]);
+      const stream = upstream.length === 0 ? EMPTY : upstream.length === 1 ? upstream[0] : merge(...upstream);
+      inputs[port] = stream.pipe(
+        tap((x) => {
+          st.startedAt ??= new Date().toISOString();
+          lastItem.set(node.id, describeItem(x));
+        }),
+      );
+    }
+    const ctx = nodeContext(node, opts, counts, window);
+    let outs: Streams;
+    try {
+      outs = node.stage.create(node.params, ctx)(inputs);
+    } catch (err) {
+      return { status: 'failed', error: new NodeError(node.id, key, undefined, err), nodes: stats };
+    }
+    const declared = Object.keys(node.stage.outputs);
+    const missing = declared.filter((p) => !outs[p]);
+    if (missing.length) {
+      const err = new Error(`stage returned no stream for output port(s) ${missing.join(', ')}`);
+      return { status: 'failed', error: new NodeError(node.id, key, undefined, err), nodes: stats };
+    }
+    const mine: Record<string, Connectable<unknown>> = {};
+    for (const port of declared) {
+      st.emitted[port] = 0;
+      const wrapped = (outs[port] as Observable<unknown>).pipe(
+        tap({
+          next: () => {
+            st.emitted[port]++;
+            counts.emit(node.id);
+          },
+        }),
+        catchError((err) => throwError(() => (err instanceof NodeError ? err : new NodeError(node.id, key, lastItem.get(node.id), err)))),
+      );
+      const c = connectable(wrapped, { connector: () => new Subject<unknown>(), resetOnDisconnect: false });
+      mine[port] = c;
+      ordered.push(c);
+    }
+    outputs.set(node.id, mine);
+    logger.debug({ node: node.id, stage: key }, 'node wired');
+  }
+
+  return new Promise<RunOutcome>((resolve) => {
+    const subs = new Subscription();
+    let settled = false;
+    const finish = (outcome: RunOutcome) => {
+      if (settled) return;
+      settled = true;
+      subs.unsubscribe();
+      for (const g of counts.gates) g.close();
+      for (const [id, item] of lastItem) stats[id].lastItem = item;
+      resolve(outcome);
+    };
+    // Count completions per node: a node is done when all its output ports completed.
+    const openPorts = new Map(graph.nodes.map((n) => [n.id, Object.keys(n.stage.outputs).length]));
+    let remaining = ordered.length;
+    for (const node of graph.nodes) {
+      for (const [, c] of Object.entries(outputs.get(node.id)!)) {
+        subs.add(
+          c.subscribe({
+            error: (err: unknown) => {
+              const e = err instanceof NodeError ? err : new NodeError(node.id, stageKey(node.stage), lastItem.get(node.id), err);
+              finish({ status: 'failed', error: e, nodes: stats });
+            },
+            complete: () => {
+              const left = openPorts.get(node.id)! - 1;
+              openPorts.set(node.id, left);
+              if (left === 0) {
+                stats[node.id].finishedAt = new Date().toISOString();
+                counts.complete(node.id);
+              }
+              if (--remaining === 0) finish({ status: signal.aborted ? 'interrupted' : 'completed', nodes: stats });
+            },
+          }),
+        );
+      }
+    }
+    if (ordered.length === 0) finish({ status: 'completed', nodes: stats });
+    // Downstream subscribers are all attached above; start upstream last so nothing is missed.
+    for (const c of [...ordered].reverse()) {
+      if (settled) break;
+      subs.add(c.connect());
+    }
+  });
+}
+
+function nodeContext(node: ResolvedNode, opts: RunGraphOptions, counts: NodeProgress, window: number): StageContext {
+  const key = stageKey(node.stage);
+  const seed = (hashString(node.id, opts.graph.seed) ^ opts.graph.seed) >>> 0;
+  let gate: DemandGate | undefined;
+  return {
+    ...opts.contextExtras,
+    nodeId: node.id,
+    seed,
+    logger: opts.logger.child({ node: node.id, stage: key }),
+    rng: createRng(seed),
+    run: opts.run,
+    signal: opts.signal,
+    progress: (label, total) => opts.progress(`${node.id}: ${label}`, total),
+    source<T>(items: AsyncIterable<T> | Iterable<T>): Observable<T> {
+      if (!gate) {
+        gate = new DemandGate(window, watchedNodes(opts.graph, node.id), counts);
+        counts.gates.push(gate);
+      }
+      return pulledSource(items, gate, opts.signal);
+    },
+  };
+}
