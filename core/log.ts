@@ -20,6 +20,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
     colorize: opts.color ?? Boolean(process.stderr.isTTY),
     ignore: 'pid,hostname',
     translateTime: 'HH:MM:ss',
+    singleLine: true,
     sync: true,
     destination: new Writable({
       write(chunk, _enc, cb) {

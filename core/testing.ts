@@ -1,5 +1,5 @@
 // Helpers for unit tests: a StageContext with no container, no terminal and a throw-away run folder.
-import { mkdtempSync, mkdirSync, appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { from, lastValueFrom, toArray, type Observable } from 'rxjs';
@@ -7,8 +7,17 @@ import pino from 'pino';
 import { createRng, hashString } from './rng.ts';
 import type { StageContext, StageDescriptor, Streams } from './stage.ts';
 
+const made: string[] = [];
+process.once('exit', () => {
+  // Keep them with MTM_KEEP_TEST_DIRS=1 to look at what a test wrote.
+  if (!process.env.MTM_KEEP_TEST_DIRS) for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh folder under the system temp dir, removed when the test process exits. */
 export function tempDir(prefix = 'mtm-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 export function testContext(nodeId = 'test', seed = 1, root = tempDir()): StageContext {

@@ -19,7 +19,7 @@ export class GraphError extends Error {
 
 export function formatDiagnostic(d: Diagnostic): string {
   const where = d.line > 0 ? `${d.file}:${d.line}:${d.col}` : d.file;
-  return `${where}  ${d.path || '(top)'}  ${d.message}`;
+  return d.path ? `${where}  ${d.path}  ${d.message}` : `${where}  ${d.message}`;
 }
 
 export function pathString(path: readonly (string | number)[]): string {

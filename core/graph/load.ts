@@ -192,8 +192,11 @@ export function loadGraphSource(src: GraphSource, registry: Registry, opts: Load
   // Seed.
   let seed = DEFAULT_SEED;
   if (raw.seed !== undefined) {
+    const before = out.length;
     const s = substitute(raw.seed, ['seed'], params, src, out);
-    if (!Number.isInteger(s) || (s as number) < 0) out.push(src.diag(['seed'], `seed must be a non-negative integer, got ${JSON.stringify(s)}`));
+    if (out.length > before) {
+      /* an unknown ${name}: already reported */
+    } else if (!Number.isInteger(s) || (s as number) < 0) out.push(src.diag(['seed'], `seed must be a non-negative integer, got ${JSON.stringify(s)}`));
     else seed = s as number;
   }
   if (opts.seed !== undefined) seed = opts.seed;
@@ -310,7 +313,7 @@ export function loadGraphSource(src: GraphSource, registry: Registry, opts: Load
     const parsed = stage.params.safeParse(clean);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
-        const p = [...at, ...issue.path.map((x) => (typeof x === 'symbol' ? String(x) : x))];
+        const p = [...at, ...issue.path.map((x: PropertyKey) => (typeof x === 'symbol' ? String(x) : x))];
         const top = String(issue.path[0] ?? '');
         const origin = fromSet.has(top) ? ' (value from --set)' : refNote(n.params, top);
         const exists = isPlainObject(n.params) && Object.hasOwn(n.params, top);
@@ -322,8 +325,13 @@ export function loadGraphSource(src: GraphSource, registry: Registry, opts: Load
     resolved.push({ id, stage, description: typeof n.description === 'string' ? n.description : undefined, params: parsed.data, inputs: inputs.get(id) ?? {} });
   }
 
-  if (out.length) return { diagnostics: out };
+  if (out.length) return { diagnostics: sortDiagnostics(out) };
   return { graph: { file, name, description, seed, plugins: plugins.paths, params, nodes: resolved }, diagnostics: [] };
+}
+
+/** --set problems first, then file order. */
+function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+  return [...ds].sort((a, b) => (a.line === 0 ? -1 : 0) - (b.line === 0 ? -1 : 0) || a.line - b.line || a.col - b.col);
 }
 
 function refNote(rawParams: unknown, key: string): string {

@@ -88,7 +88,9 @@ export async function handler(argv: { graph: string; set?: string[]; out?: strin
     ...(e ? { error: { node: e.nodeId, stage: e.stage, item: e.item, message: e.message } } : {}),
   });
   if (e) {
-    logger.error({ node: e.nodeId, item: e.item, err: e.cause instanceof Error ? { message: e.cause.message, stack: e.cause.stack } : String(e.cause) }, e.message);
+    logger.error({ node: e.nodeId, item: e.item }, e.message);
+    // The stack is for developers: logs.jsonl only (it keeps debug), never the terminal.
+    logger.debug({ node: e.nodeId, stack: e.cause instanceof Error ? e.cause.stack : String(e.cause) }, 'stack of the failure');
     process.stderr.write(`run failed: ${e.message}\nsee ${dir.logFile}\n`);
     process.exitCode = 1;
     return;
