@@ -1,15 +1,88 @@
 // The one interface every model architecture implements (NDT1, NDT2, or a third-party plugin).
-// The masking sampler never sees it: masking acts on the data (SPEC.md §3).
+// The masking sampler never sees it: masking acts on the data (SPEC.md §3), and a model only
+// receives masked counts plus the mode, which picks its prompt token and causal attention.
+import type { z } from 'zod';
+import type * as tf from './tensor/tf.ts';
+import type { MaskingMode } from './masking/types.ts';
 
-export interface ArchitectureContribution {
+/** A session a model reads and predicts. Per-session weights (stitchers, tokens) are keyed by sessionId. */
+export interface SessionSpec {
+  sessionId: string;
+  nNeurons: number;
+  nBins: number;
+  /** Region label per neuron, for architectures that use regions. */
+  regions?: string[];
+}
+
+/** One batch, as tensors, from one session (batches never mix sessions). */
+export interface ModelInput {
+  sessionId: string;
+  /** Masked counts [B, T, N_s], float32; masked entries are 0. */
+  input: tf.Tensor3D;
+  /** The task: selects the learned prompt token; 'temporal' has none. */
+  mode: MaskingMode;
+  /** Use causal attention: no output at bin t may depend on input after t. */
+  causal: boolean;
+  /** Optional [B * T] 1 = real bin, 0 = padding; padding is never attended to. */
+  binValid?: Uint8Array;
+}
+
+export interface ForwardOptions {
+  /** Dropout on when true; evaluation passes false. */
+  training: boolean;
+}
+
+/** A built model: weights it owns, and a forward pass from masked counts to log-rates. */
+export interface ArchitectureModel {
+  /** The contribution's name ('ndt1'). */
+  readonly architecture: string;
+  /** Config with every default filled: saved with the model and enough to rebuild it. */
+  readonly config: Record<string, unknown>;
+  /** The sessions it has per-session weights for, in the order they were added. */
+  sessions(): SessionSpec[];
+  hasSession(sessionId: string): boolean;
+  /** Adds per-session weights for a new session (fine-tuning on held-out sessions). */
+  addSession(session: SessionSpec): void;
+  /**
+   * Poisson log-rates [B, T, N_s] for the batch's session. Records on the gradient tape like any
+   * tf op: call it inside tf.tidy / optimizer.minimize, or dispose the result.
+   */
+  forward(input: ModelInput, opts: ForwardOptions): tf.Tensor3D;
+  /**
+   * Trainable variables: 'all', 'sessions' (per-session weights only, for a frozen core), or the
+   * per-session weights of one session id.
+   */
+  trainableVariables(scope?: 'all' | 'sessions' | { sessionId: string }): tf.Variable[];
+  /** Every weight by a stable name, for saving. These are the variables: do not dispose them. */
+  weights(): tf.NamedTensorMap;
+  /**
+   * Assigns saved weights by name, checking names and shapes. `allowMissing` leaves weights the
+   * map lacks as initialised (e.g. a pretrained core loaded into a model with new sessions).
+   */
+  loadWeights(map: tf.NamedTensorMap, opts?: { allowMissing?: boolean; source?: string }): void;
+  /** Number of scalar weights. */
+  paramCount(): number;
+  dispose(): void;
+}
+
+export interface BuildOptions {
+  /** Sessions to create per-session weights for (more may be added later). */
+  sessions: SessionSpec[];
+  /** Seeds weight initialisation and dropout. */
+  seed: number;
+}
+
+export interface ArchitectureContribution<S extends z.ZodObject = z.ZodObject> {
   /** Name used by the model stage's `architecture` param (e.g. 'ndt1'). */
   name: string;
   summary: string;
   /** How the model cuts (time x neurons) into tokens, for docs and `mtm stages`. */
   tokenLayout: string;
+  /** Config schema: every field has a default and a description (like a stage's params). */
+  configSchema: S;
   /**
-   * Builds a model from its config. The model path (issue 4) refines this type; it stays
-   * `unknown` here so the core does not depend on a tensor library.
+   * Builds a model with fresh weights. `config` is validated with configSchema (defaults filled);
+   * bad fields throw naming the field.
    */
-  build(config: Record<string, unknown>): unknown;
+  build(config: Record<string, unknown>, opts: BuildOptions): ArchitectureModel;
 }

@@ -110,6 +110,8 @@ export interface BinnedSession {
   trueRates?: Float32Array;
 }
 
+export type { MaskedBatch } from './masking/types.ts';
+
 export interface Metrics {
   kind: 'metrics';
   /** Session the numbers describe, or 'all' for a run-level summary. */

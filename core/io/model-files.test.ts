@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tensor/tf.ts';
 import { loadModel, saveModel, registerFileRouter, hasModel, MODEL_JSON, WEIGHTS_BIN } from './model-files.ts';
 import { tempDir } from '../testing.ts';
 

@@ -4,7 +4,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../tensor/tf.ts';
 import { writeFileAtomic } from './atomic.ts';
 
 export const MODEL_JSON = 'model.json';

@@ -1,0 +1,136 @@
+// Masking on the data, for any architecture (SPEC.md §3): draws which (trial, bin, neuron)
+// entries are zeroed in the input and which the loss scores, per masking mode.
+//
+// Edge cases, decided here:
+// - A Bernoulli draw that selects nothing is given one entry chosen uniformly (force, not redraw:
+//   one extra draw, no loop, and the distribution only changes on the rare empty draws). A draw
+//   that selects every bin/neuron of a trial has one chosen uniformly put back, when there are at
+//   least two, so the model always has something to predict from.
+// - Random draws are per trial (each trial of a batch gets its own bins/neurons); the region of
+//   the region modes is chosen once per batch, uniformly among the distinct labels present.
+// - `inter-region` needs at least two regions (masking the only region masks everything). With
+//   one, the batch is masked in `neuron` mode and says so in `mode`, so the model's prompt and
+//   any score stay honest. `mtm` then draws among the three modes that apply.
+import type { Rng } from '../rng.ts';
+import { DEFAULT_RATIOS, MTM_MODES, type BatchShape, type MaskDraw, type MaskingMode, type MaskingScheme, type MaskRatios } from './types.ts';
+
+/** Sorted distinct region labels. */
+export function distinctRegions(regions: readonly string[]): string[] {
+  return [...new Set(regions)].sort();
+}
+
+/** The modes a scheme can produce for this set of regions (`mtm`: those it draws among). */
+export function applicableModes(scheme: MaskingScheme, regions: readonly string[]): MaskingMode[] {
+  const multiRegion = distinctRegions(regions).length >= 2;
+  if (scheme === 'mtm') return MTM_MODES.filter((m) => m !== 'inter-region' || multiRegion);
+  if (scheme === 'inter-region' && !multiRegion) return ['neuron'];
+  return [scheme];
+}
+
+/**
+ * Bernoulli(p) selection of n items, with at least one selected and, when n >= 2, at least one
+ * left out (see the file comment). Writes into `out` at `offset`.
+ */
+export function bernoulliSubset(n: number, p: number, rng: Rng, out: Uint8Array = new Uint8Array(n), offset = 0): Uint8Array {
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const hit = rng.next() < p ? 1 : 0;
+    out[offset + i] = hit;
+    count += hit;
+  }
+  if (n > 0 && count === 0) out[offset + rng.int(n)] = 1;
+  else if (n >= 2 && count === n) out[offset + rng.int(n)] = 0;
+  return out;
+}
+
+/**
+ * [trial][bin][neuron] mask that is 1 where the entry's bin is selected (binSel [trial][bin]) or
+ * its neuron is (neuronSel [trial][neuron]). Either selection may be omitted.
+ */
+export function composeMask(shape: BatchShape, binSel?: Uint8Array, neuronSel?: Uint8Array): Uint8Array {
+  const { trials, bins, neurons } = shape;
+  const out = new Uint8Array(trials * bins * neurons);
+  for (let t = 0; t < trials; t++) {
+    for (let b = 0; b < bins; b++) {
+      const row = (t * bins + b) * neurons;
+      if (binSel && binSel[t * bins + b]) {
+        out.fill(1, row, row + neurons);
+        continue;
+      }
+      if (neuronSel) for (let n = 0; n < neurons; n++) out[row + n] = neuronSel[t * neurons + n];
+    }
+  }
+  return out;
+}
+
+function checkShape(shape: BatchShape, regions: readonly string[]): void {
+  for (const k of ['trials', 'bins', 'neurons'] as const) {
+    if (!Number.isInteger(shape[k]) || shape[k] < 1) throw new Error(`masking: ${k} must be a positive integer, got ${shape[k]}`);
+  }
+  if (regions.length !== shape.neurons) throw new Error(`masking: ${regions.length} region labels for ${shape.neurons} neurons`);
+}
+
+/**
+ * Draws one batch's mask. `regions` labels each neuron; `ratios` override SPEC.md §3's defaults.
+ * Same rng state in, same mask out.
+ */
+export function sampleMask(shape: BatchShape, regions: readonly string[], scheme: MaskingScheme, rng: Rng, ratios: Partial<MaskRatios> = {}): MaskDraw {
+  checkShape(shape, regions);
+  const r = { ...DEFAULT_RATIOS, ...ratios };
+  for (const [k, v] of Object.entries(r)) if (!(v >= 0 && v <= 1)) throw new Error(`masking: ratio ${k} must be in [0, 1], got ${v}`);
+  const modes = applicableModes(scheme, regions);
+  const mode = modes.length === 1 ? modes[0] : modes[rng.int(modes.length)];
+  const { trials, bins, neurons } = shape;
+
+  const perTrial = (n: number, p: number): Uint8Array => {
+    const sel = new Uint8Array(trials * n);
+    for (let t = 0; t < trials; t++) bernoulliSubset(n, p, rng, sel, t * n);
+    return sel;
+  };
+
+  switch (mode) {
+    case 'temporal':
+    case 'causal': {
+      const m = composeMask(shape, perTrial(bins, mode === 'temporal' ? r.temporal : r.causal));
+      return { mode, causal: mode === 'causal', masked: m, lossMask: m };
+    }
+    case 'neuron': {
+      const m = composeMask(shape, undefined, perTrial(neurons, r.neuron));
+      return { mode, causal: false, masked: m, lossMask: m };
+    }
+    case 'inter-region': {
+      const names = distinctRegions(regions);
+      const region = names[rng.int(names.length)];
+      const sel = new Uint8Array(trials * neurons);
+      for (let t = 0; t < trials; t++) for (let n = 0; n < neurons; n++) sel[t * neurons + n] = regions[n] === region ? 1 : 0;
+      const m = composeMask(shape, undefined, sel);
+      return { mode, causal: false, masked: m, lossMask: m, region };
+    }
+    case 'intra-region': {
+      const names = distinctRegions(regions);
+      const region = names[rng.int(names.length)];
+      const inside: number[] = [];
+      for (let n = 0; n < neurons; n++) if (regions[n] === region) inside.push(n);
+      const scored = new Uint8Array(trials * neurons);
+      const zeroed = new Uint8Array(trials * neurons);
+      const pick = new Uint8Array(inside.length);
+      for (let t = 0; t < trials; t++) {
+        zeroed.fill(1, t * neurons, (t + 1) * neurons);
+        bernoulliSubset(inside.length, r.intraRegion, rng, pick);
+        inside.forEach((n, i) => {
+          scored[t * neurons + n] = pick[i];
+          zeroed[t * neurons + n] = pick[i];
+        });
+      }
+      return { mode, causal: false, masked: composeMask(shape, undefined, zeroed), lossMask: composeMask(shape, undefined, scored), region };
+    }
+  }
+}
+
+/** The model input: counts with every masked entry set to 0. */
+export function applyMask(counts: ArrayLike<number>, masked: Uint8Array): Float32Array {
+  if (counts.length !== masked.length) throw new Error(`masking: ${counts.length} counts for a mask of ${masked.length} entries`);
+  const out = new Float32Array(counts.length);
+  for (let i = 0; i < out.length; i++) out[i] = masked[i] ? 0 : counts[i];
+  return out;
+}

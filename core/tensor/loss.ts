@@ -1,0 +1,17 @@
+// Poisson negative log-likelihood on log-rates over the scored entries (SPEC.md §4 "Loss").
+import * as tf from './tf.ts';
+
+/**
+ * mean over scored entries of exp(x) - y x (the log(y!) term is constant in the model and left
+ * out, as in the reference). `lossMask` is 1 where scored; the sum is divided by the number of
+ * scored entries (at least 1, so a batch with nothing scored gives 0, not NaN).
+ */
+export function poissonNll(logRates: tf.Tensor, target: tf.Tensor, lossMask: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const mask = lossMask.dtype === 'float32' ? lossMask : tf.cast(lossMask, 'float32');
+    const y = target.dtype === 'float32' ? target : tf.cast(target, 'float32');
+    const perEntry = tf.sub(tf.exp(logRates), tf.mul(y, logRates));
+    const total = tf.sum(tf.mul(perEntry, mask));
+    return tf.div(total, tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+  });
+}

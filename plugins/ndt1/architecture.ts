@@ -1,0 +1,18 @@
+// The NDT1 architecture contribution (SPEC.md §4): config schema and builder for the model stage.
+import type { ArchitectureContribution } from '../../core/architecture.ts';
+import { Ndt1Model, ndt1ConfigSchema } from './model.ts';
+
+export const ndt1Architecture: ArchitectureContribution<typeof ndt1ConfigSchema> = {
+  name: 'ndt1',
+  summary: 'Neural Data Transformer: one token per time bin, per-session stitchers, pre-LN transformer encoder, Poisson log-rates',
+  tokenLayout: 'one token per time bin (all neurons of the bin), plus optional session and MtM prompt tokens in front with no position',
+  configSchema: ndt1ConfigSchema,
+  build(config, opts) {
+    const parsed = ndt1ConfigSchema.safeParse(config);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+      throw new Error(`ndt1 config: ${issues}`);
+    }
+    return new Ndt1Model(parsed.data, opts);
+  },
+};

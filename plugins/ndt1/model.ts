@@ -1,0 +1,151 @@
+// NDT1 (SPEC.md §4): one token per time bin, per-session stitchers keyed by session id, learned
+// position, prompt and session tokens, and a pre-LayerNorm transformer encoder.
+import { z } from 'zod';
+import type { ArchitectureModel, BuildOptions, ForwardOptions, ModelInput, SessionSpec } from '../../core/architecture.ts';
+import { MTM_MODES } from '../../core/masking/types.ts';
+import { createRng, type Rng } from '../../core/rng.ts';
+import { attentionBias, dropout, Encoder, LayerNorm, softsign, type ForwardContext } from '../../core/tensor/layers.ts';
+import { Linear } from '../../core/tensor/linear.ts';
+import { ParamStore } from '../../core/tensor/params.ts';
+import * as tf from '../../core/tensor/tf.ts';
+
+export const ndt1ConfigSchema = z.object({
+  dModel: z.number().int().min(1).default(64).describe('token width D (reference: 512)'),
+  layers: z.number().int().min(1).default(2).describe('encoder layers (reference: 5)'),
+  heads: z.number().int().min(1).default(4).describe('attention heads; must divide dModel (reference: 8)'),
+  mlpDim: z.number().int().min(1).default(128).describe('hidden width of each layer\'s GELU MLP (reference: 1024)'),
+  dropout: z.number().min(0).max(1).default(0.2).describe('dropout after attention and in the MLP (reference: 0.4)'),
+  attentionDropout: z.number().min(0).max(1).default(0).describe('dropout on attention weights'),
+  embedDropout: z.number().min(0).max(1).default(0.2).describe('dropout on the token sequence after embedding (reference: 0.4)'),
+  embedHiddenFactor: z.number().int().min(1).default(2).describe('the stitcher\'s first Linear maps N neurons to this many times N (reference: 2)'),
+  maxBins: z.number().int().min(1).default(100).describe('length of the learned position embedding; raised to the longest session\'s bin count'),
+  promptTokens: z.boolean().default(true).describe('prepend a learned prompt token for the batch\'s MtM mode (neuron, causal, inter-region, intra-region; none for temporal); turn off for a temporal-only baseline'),
+  sessionTokens: z.boolean().default(false).describe('prepend a learned token per session (multi-session models)'),
+});
+
+export type Ndt1Config = z.output<typeof ndt1ConfigSchema>;
+
+/** Weight-name segment for a session id: '.'-free so name prefixes never collide. */
+export function sessionKey(sessionId: string): string {
+  return `sessions.${encodeURIComponent(sessionId).replace(/\./g, '%2E')}`;
+}
+
+interface Stitcher {
+  spec: SessionSpec;
+  in1: Linear;
+  in2: Linear;
+  readout: Linear;
+  token?: tf.Variable;
+}
+
+export class Ndt1Model implements ArchitectureModel {
+  readonly architecture = 'ndt1';
+  readonly config: Ndt1Config;
+  private readonly store: ParamStore;
+  private readonly stitchers = new Map<string, Stitcher>();
+  private readonly position: tf.Variable;
+  private readonly prompts?: tf.Variable;
+  private readonly encoder: Encoder;
+  private readonly finalNorm: LayerNorm;
+  private readonly dropoutRng: Rng;
+
+  constructor(config: Ndt1Config, opts: BuildOptions) {
+    const maxBins = Math.max(config.maxBins, ...opts.sessions.map((s) => s.nBins));
+    this.config = { ...config, maxBins };
+    const c = this.config;
+    if (c.dModel % c.heads !== 0) throw new Error(`ndt1 config: dModel ${c.dModel} is not divisible by heads ${c.heads}`);
+    const rng = createRng(opts.seed);
+    this.store = new ParamStore(rng.fork('weights'));
+    this.dropoutRng = rng.fork('dropout');
+    // Small normal init for learned tokens and positions, as in GPT-style models.
+    this.position = this.store.add('position', [maxBins, c.dModel], { kind: 'normal', std: 0.02 });
+    if (c.promptTokens) this.prompts = this.store.add('prompts', [MTM_MODES.length, c.dModel], { kind: 'normal', std: 0.02 });
+    this.encoder = new Encoder(this.store, 'encoder', c.layers, { dim: c.dModel, heads: c.heads, mlpDim: c.mlpDim, dropout: c.dropout, attentionDropout: c.attentionDropout });
+    this.finalNorm = new LayerNorm(this.store, 'finalNorm', c.dModel);
+    for (const s of opts.sessions) this.addSession(s);
+  }
+
+  sessions(): SessionSpec[] {
+    return [...this.stitchers.values()].map((s) => s.spec);
+  }
+
+  hasSession(sessionId: string): boolean {
+    return this.stitchers.has(sessionId);
+  }
+
+  addSession(spec: SessionSpec): void {
+    if (this.stitchers.has(spec.sessionId)) throw new Error(`ndt1: session ${spec.sessionId} already has a stitcher`);
+    if (!(Number.isInteger(spec.nNeurons) && spec.nNeurons > 0)) throw new Error(`ndt1: session ${spec.sessionId} has ${spec.nNeurons} neurons`);
+    if (spec.nBins > this.config.maxBins) {
+      throw new Error(`ndt1: session ${spec.sessionId} has ${spec.nBins} bins, more than the position embedding's maxBins ${this.config.maxBins}`);
+    }
+    const c = this.config;
+    const key = sessionKey(spec.sessionId);
+    const hidden = c.embedHiddenFactor * spec.nNeurons;
+    this.stitchers.set(spec.sessionId, {
+      spec: { ...spec },
+      in1: new Linear(this.store, `${key}.in1`, spec.nNeurons, hidden),
+      in2: new Linear(this.store, `${key}.in2`, hidden, c.dModel),
+      readout: new Linear(this.store, `${key}.readout`, c.dModel, spec.nNeurons),
+      token: c.sessionTokens ? this.store.add(`${key}.token`, [1, c.dModel], { kind: 'normal', std: 0.02 }) : undefined,
+    });
+  }
+
+  private stitcher(sessionId: string): Stitcher {
+    const s = this.stitchers.get(sessionId);
+    if (!s) throw new Error(`ndt1: no stitcher for session ${sessionId} (known: ${[...this.stitchers.keys()].join(', ') || 'none'}); add it with addSession`);
+    return s;
+  }
+
+  forward(x: ModelInput, opts: ForwardOptions): tf.Tensor3D {
+    const st = this.stitcher(x.sessionId);
+    const [b, t, n] = x.input.shape;
+    if (n !== st.spec.nNeurons) throw new Error(`ndt1: batch of session ${x.sessionId} has ${n} neurons, its stitcher ${st.spec.nNeurons}`);
+    if (t > this.config.maxBins) throw new Error(`ndt1: batch has ${t} bins, the position embedding ${this.config.maxBins}`);
+    const d = this.config.dModel;
+    const ctx: ForwardContext = { training: opts.training, rng: this.dropoutRng };
+    return tf.tidy(() => {
+      const embedded = st.in2.apply(softsign(st.in1.apply(x.input)));
+      let tokens = tf.add(embedded, tf.slice(this.position, [0, 0], [t, d])) as tf.Tensor3D;
+      // Prompt and session tokens are prepended after the position embedding: they carry none.
+      const prefix: tf.Tensor[] = [];
+      if (st.token) prefix.push(st.token);
+      const promptIndex = MTM_MODES.indexOf(x.mode);
+      if (this.prompts && promptIndex >= 0) prefix.push(tf.slice(this.prompts, [promptIndex, 0], [1, d]));
+      const p = prefix.length;
+      if (p > 0) {
+        const pre = tf.broadcastTo(tf.reshape(p === 1 ? prefix[0] : tf.concat(prefix, 0), [1, p, d]), [b, p, d]);
+        tokens = tf.concat([pre, tokens], 1) as tf.Tensor3D;
+      }
+      tokens = dropout(tokens, this.config.embedDropout, ctx) as tf.Tensor3D;
+      const bias = attentionBias({ batch: b, prefix: p, length: t, causal: x.causal, keyValid: x.binValid });
+      let h = this.finalNorm.apply(this.encoder.apply(tokens, bias, ctx)) as tf.Tensor3D;
+      if (p > 0) h = tf.slice(h, [0, p, 0], [b, t, d]);
+      return st.readout.apply(h) as tf.Tensor3D;
+    });
+  }
+
+  trainableVariables(scope: 'all' | 'sessions' | { sessionId: string } = 'all'): tf.Variable[] {
+    if (scope === 'all') return this.store.trainable();
+    if (scope === 'sessions') return this.store.trainable(['sessions.']);
+    this.stitcher(scope.sessionId);
+    return this.store.trainable([`${sessionKey(scope.sessionId)}.`]);
+  }
+
+  weights(): tf.NamedTensorMap {
+    return this.store.weights();
+  }
+
+  loadWeights(map: tf.NamedTensorMap, opts: { allowMissing?: boolean; source?: string } = {}): void {
+    this.store.load(map, opts);
+  }
+
+  paramCount(): number {
+    return this.store.count();
+  }
+
+  dispose(): void {
+    this.store.dispose();
+    this.stitchers.clear();
+  }
+}

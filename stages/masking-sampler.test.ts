@@ -1,0 +1,115 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runStage, testContext } from '../core/testing.ts';
+import type { BinnedSession, NeuronInfo, Split } from '../core/payloads.ts';
+import { createRng } from '../core/rng.ts';
+import type { MaskedBatch } from '../core/masking/types.ts';
+import { checkStageDescriptor } from '../core/registry.ts';
+import { maskingSampler } from './masking-sampler.ts';
+
+function session(id: string, nTrials: number, nBins: number, nNeurons: number, seed: number): BinnedSession {
+  const rng = createRng(seed);
+  const splits: Split[] = ['train', 'train', 'train', 'train', 'train', 'train', 'train', 'val', 'test', 'test'];
+  const neurons: NeuronInfo[] = Array.from({ length: nNeurons }, (_, n) => ({
+    probe: 'probe00', clusterId: n, atlasId: 0, acronym: ['CA1', 'LP', 'VISp'][n % 3], beryl: ['CA1', 'LP'][n % 2], cosmos: 'CTX', depthUm: 0, good: true,
+  }));
+  return {
+    kind: 'binned-session', sessionId: id, binSizeMs: 20, windowS: [-0.5, 1.5], nTrials, nBins, nNeurons,
+    // Count value encodes (trial, bin, neuron) + 1 so gathered rows can be checked and no count is 0.
+    counts: Int32Array.from({ length: nTrials * nBins * nNeurons }, (_, i) => i + 1),
+    trials: { trialIndex: Int32Array.from({ length: nTrials }, (_, i) => i), split: Array.from({ length: nTrials }, (_, t) => splits[(t + seed) % 10]), columns: {} },
+    neurons,
+    perBin: {},
+  };
+}
+
+const sessions = [session('s1', 23, 6, 7, 1), session('s2', 17, 6, 5, 2)];
+
+async function sample(params: Record<string, unknown>, seed = 1): Promise<MaskedBatch[]> {
+  const out = await runStage(maskingSampler, params, { sessions }, testContext('sampler', seed));
+  return out.batches as MaskedBatch[];
+}
+
+test('each epoch covers every trial of the split once, in batches of one session', async () => {
+  const batches = await sample({ batchSize: 4, epochs: 2 });
+  for (const epoch of [0, 1]) {
+    const inEpoch = batches.filter((b) => b.epoch === epoch);
+    assert.ok(inEpoch.length > 0);
+    inEpoch.forEach((b, i) => {
+      assert.is(b.batchIndex, i);
+      assert.is(b.batchesInEpoch, inEpoch.length);
+    });
+    for (const s of sessions) {
+      const want = s.trials.split.flatMap((x, t) => (x === 'train' ? [t] : [])).sort((a, b) => a - b);
+      const got = inEpoch.filter((b) => b.sessionId === s.sessionId).flatMap((b) => [...b.trialIndex]).sort((a, b) => a - b);
+      assert.equal(got, want, `${s.sessionId} epoch ${epoch}`);
+    }
+  }
+  for (const b of batches) {
+    assert.ok(b.trialIndex.length <= 4 && b.trialIndex.length >= 1);
+    assert.is(b.shape.trials, b.trialIndex.length);
+  }
+});
+
+test('target holds the rows of the batch session, input is target with masked entries zeroed', async () => {
+  for (const b of await sample({ batchSize: 3, mode: 'mtm' })) {
+    const s = sessions.find((x) => x.sessionId === b.sessionId)!;
+    const per = s.nBins * s.nNeurons;
+    assert.is(b.shape.neurons, s.nNeurons);
+    assert.is(b.regions.length, s.nNeurons);
+    b.trialIndex.forEach((row, i) => assert.equal([...b.target.subarray(i * per, (i + 1) * per)], [...s.counts.subarray(row * per, (row + 1) * per)]));
+    for (let i = 0; i < b.input.length; i++) assert.is(b.input[i], b.masked[i] ? 0 : b.target[i]);
+    assert.ok(b.lossMask.some((x) => x === 1));
+    assert.is(b.causal, b.mode === 'causal');
+  }
+});
+
+test('split, dropLast and mode params are honoured', async () => {
+  const test_ = await sample({ split: 'test', batchSize: 100 });
+  for (const b of test_) {
+    const s = sessions.find((x) => x.sessionId === b.sessionId)!;
+    for (const t of b.trialIndex) assert.is(s.trials.split[t], 'test');
+  }
+  const dropped = await sample({ batchSize: 5, dropLast: true });
+  assert.ok(dropped.every((b) => b.trialIndex.length === 5));
+  const temporal = await sample({ mode: 'temporal', batchSize: 4 });
+  assert.ok(temporal.every((b) => b.mode === 'temporal'));
+  const cosmos = await sample({ mode: 'inter-region', regionLevel: 'cosmos' });
+  // One Cosmos region: inter-region cannot apply, and the batches say what they used instead.
+  assert.ok(cosmos.every((b) => b.mode === 'neuron' && b.regions.every((r) => r === 'CTX')));
+  const beryl = await sample({ mode: 'inter-region', regionLevel: 'beryl' });
+  assert.ok(beryl.every((b) => b.mode === 'inter-region' && (b.maskedRegion === 'CA1' || b.maskedRegion === 'LP')));
+});
+
+test('same graph seed gives the same batches and masks; another seed and each epoch reshuffle', async () => {
+  const a = await sample({ batchSize: 4, epochs: 2 }, 5);
+  const b = await sample({ batchSize: 4, epochs: 2 }, 5);
+  assert.equal(a.map((x) => [x.sessionId, [...x.trialIndex], x.mode, [...x.lossMask]]), b.map((x) => [x.sessionId, [...x.trialIndex], x.mode, [...x.lossMask]]));
+  const c = await sample({ batchSize: 4, epochs: 2 }, 6);
+  assert.not.equal(a.map((x) => [...x.trialIndex]), c.map((x) => [...x.trialIndex]));
+  const e0 = a.filter((x) => x.epoch === 0).map((x) => [x.sessionId, ...x.trialIndex]);
+  const e1 = a.filter((x) => x.epoch === 1).map((x) => [x.sessionId, ...x.trialIndex]);
+  assert.not.equal(e0, e1);
+  const ordered = await sample({ batchSize: 4, shuffle: false });
+  assert.equal([...ordered[0].trialIndex], sessions[0].trials.split.flatMap((x, t) => (x === 'train' ? [t] : [])).slice(0, 4));
+});
+
+test('a malformed session is refused with its id and the field', async () => {
+  const bad = { ...session('broken', 4, 3, 2, 1), nNeurons: 3 };
+  try {
+    await runStage(maskingSampler, {}, { sessions: [bad] });
+    assert.unreachable('should throw');
+  } catch (e) {
+    assert.match((e as Error).message, /binned session broken: counts has 24 entries/);
+  }
+  assert.throws(() => maskingSampler.params.parse({ mode: 'spatial' }));
+});
+
+test('the descriptor passes the registry checks (kebab id, typed ports, every param defaulted and described)', () => {
+  checkStageDescriptor(maskingSampler);
+  assert.is(maskingSampler.id, 'masking-sampler');
+  assert.is(maskingSampler.inputs.sessions.type, 'binned-session');
+  assert.is(maskingSampler.outputs.batches.type, 'masked-batch');
+});
+
+test.run();

@@ -1,0 +1,135 @@
+// Cuts binned sessions into shuffled batches of one session's trials and masks each batch (SPEC.md §3).
+import { mergeMap, toArray } from 'rxjs';
+import { z } from 'zod';
+import { defineStage } from '../core/stage.ts';
+import type { BinnedSession, Split } from '../core/payloads.ts';
+import { createRng, hashString } from '../core/rng.ts';
+import { applyMask, applicableModes, sampleMask } from '../core/masking/masking.ts';
+import { MASKING_SCHEMES, type MaskedBatch, type MaskingScheme, type MaskRatios } from '../core/masking/types.ts';
+
+const ratio = (def: number, what: string) => z.number().min(0).max(1).default(def).describe(what);
+
+export const maskingSamplerParams = z.object({
+  split: z.enum(['train', 'val', 'test']).default('train').describe('which trials to batch: the split the binning stage assigned to each trial'),
+  batchSize: z.number().int().min(1).default(16).describe('trials per batch; a batch never mixes sessions'),
+  mode: z.enum(MASKING_SCHEMES as [MaskingScheme, ...MaskingScheme[]]).default('mtm').describe('masking mode (SPEC.md §3); mtm draws one of neuron, causal, inter-region, intra-region per batch'),
+  epochs: z.number().int().min(1).default(1).describe('passes over the trials; each epoch is reshuffled and remasked'),
+  shuffle: z.boolean().default(true).describe('shuffle trials within each session and the order of batches across sessions, per epoch, from the graph seed'),
+  dropLast: z.boolean().default(false).describe("drop each session's last batch when it has fewer than batchSize trials"),
+  temporalRatio: ratio(0.3, 'probability a time bin is masked in temporal mode'),
+  neuronRatio: ratio(0.3, 'probability a neuron is masked in neuron mode'),
+  causalRatio: ratio(0.6, 'probability a time bin is masked in causal mode'),
+  intraRegionRatio: ratio(0.3, 'probability a neuron inside the chosen region is masked in intra-region mode'),
+  regionLevel: z.enum(['acronym', 'beryl', 'cosmos']).default('acronym').describe("which neuron label defines a region: acronym (the level region-labelling chose), beryl or cosmos"),
+});
+
+export type MaskingSamplerParams = z.output<typeof maskingSamplerParams>;
+
+function checkSession(s: BinnedSession): void {
+  const where = `binned session ${s.sessionId}`;
+  const want = s.nTrials * s.nBins * s.nNeurons;
+  if (s.counts.length !== want) throw new Error(`${where}: counts has ${s.counts.length} entries, expected nTrials x nBins x nNeurons = ${want}`);
+  if (s.neurons.length !== s.nNeurons) throw new Error(`${where}: neurons has ${s.neurons.length} rows for nNeurons = ${s.nNeurons}`);
+  if (s.trials.split.length !== s.nTrials) throw new Error(`${where}: trials.split has ${s.trials.split.length} entries for nTrials = ${s.nTrials}`);
+}
+
+interface PlannedBatch {
+  session: BinnedSession;
+  regions: string[];
+  rows: number[];
+}
+
+/** The batches of one epoch, before masking: trial rows per session, shuffled when asked. */
+export function planEpoch(sessions: BinnedSession[], regions: string[][], p: MaskingSamplerParams, seed: number, epoch: number): PlannedBatch[] {
+  const batches: PlannedBatch[] = [];
+  sessions.forEach((s, si) => {
+    const rows: number[] = [];
+    for (let t = 0; t < s.nTrials; t++) if (s.trials.split[t] === p.split) rows.push(t);
+    if (p.shuffle) createRng(hashString(`trials:${epoch}:${s.sessionId}`, seed)).shuffle(rows);
+    for (let i = 0; i < rows.length; i += p.batchSize) {
+      const chunk = rows.slice(i, i + p.batchSize);
+      if (p.dropLast && chunk.length < p.batchSize) break;
+      batches.push({ session: s, regions: regions[si], rows: chunk });
+    }
+  });
+  if (p.shuffle) createRng(hashString(`batches:${epoch}`, seed)).shuffle(batches);
+  return batches;
+}
+
+/** Gathers the rows of one batch and masks it; the mask depends only on seed, epoch and position. */
+export function makeBatch(plan: PlannedBatch, p: MaskingSamplerParams, seed: number, epoch: number, batchIndex: number, batchesInEpoch: number): MaskedBatch {
+  const s = plan.session;
+  const perTrial = s.nBins * s.nNeurons;
+  const target = new Int32Array(plan.rows.length * perTrial);
+  plan.rows.forEach((row, i) => target.set(s.counts.subarray(row * perTrial, (row + 1) * perTrial), i * perTrial));
+  const shape = { trials: plan.rows.length, bins: s.nBins, neurons: s.nNeurons };
+  const ratios: MaskRatios = { temporal: p.temporalRatio, neuron: p.neuronRatio, causal: p.causalRatio, intraRegion: p.intraRegionRatio };
+  const rng = createRng(hashString(`mask:${epoch}:${batchIndex}`, seed));
+  const draw = sampleMask(shape, plan.regions, p.mode, rng, ratios);
+  return {
+    kind: 'masked-batch',
+    sessionId: s.sessionId,
+    split: p.split as Split,
+    epoch,
+    batchIndex,
+    batchesInEpoch,
+    trialIndex: Int32Array.from(plan.rows),
+    shape,
+    binSizeMs: s.binSizeMs,
+    input: applyMask(target, draw.masked),
+    target,
+    lossMask: draw.lossMask,
+    masked: draw.masked,
+    mode: draw.mode,
+    causal: draw.causal,
+    maskedRegion: draw.region,
+    regions: plan.regions,
+  };
+}
+
+function regionLabels(s: BinnedSession, level: MaskingSamplerParams['regionLevel']): string[] {
+  return s.neurons.map((n) => n[level] || 'unlabelled');
+}
+
+export const maskingSampler = defineStage({
+  id: 'masking-sampler',
+  version: 1,
+  summary: 'Batches trials of one split, one session per batch, shuffled per epoch, each batch masked by the chosen mode',
+  spec: 'SPEC.md §3',
+  inputs: {
+    sessions: { type: 'binned-session', description: 'binned, region-labelled sessions (all are needed before the first epoch is shuffled)', collect: true },
+  },
+  outputs: {
+    batches: { type: 'masked-batch', description: 'masked batches, epoch by epoch, each carrying its session id, trial rows, mode and loss mask' },
+  },
+  params: maskingSamplerParams,
+  create(p, ctx) {
+    return (inputs) => ({
+      batches: inputs.sessions.pipe(
+        toArray(),
+        mergeMap((sessions: BinnedSession[]) => {
+          for (const s of sessions) checkSession(s);
+          const regions = sessions.map((s) => regionLabels(s, p.regionLevel));
+          sessions.forEach((s, i) => {
+            const log = ctx.logger.child({ session: s.sessionId });
+            const n = s.trials.split.filter((x) => x === p.split).length;
+            if (n === 0) log.warn(`no ${p.split} trials: this session contributes no batches`);
+            const modes = applicableModes(p.mode, regions[i]);
+            if (p.mode === 'inter-region' && modes[0] === 'neuron') log.warn('only one region: inter-region batches fall back to neuron masking');
+          });
+          async function* batches(): AsyncGenerator<MaskedBatch> {
+            for (let epoch = 0; epoch < p.epochs; epoch++) {
+              const plan = planEpoch(sessions, regions, p, ctx.seed, epoch);
+              if (epoch === 0) ctx.logger.info({ sessions: sessions.length, batchesPerEpoch: plan.length, split: p.split, mode: p.mode }, 'sampling');
+              for (let i = 0; i < plan.length; i++) {
+                if (ctx.signal.aborted) return;
+                yield makeBatch(plan[i], p, ctx.seed, epoch, i, plan.length);
+              }
+            }
+          }
+          return ctx.source(batches());
+        }),
+      ),
+    });
+  },
+});
