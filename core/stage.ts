@@ -49,6 +49,12 @@ export interface StageContext {
    * consumer never makes memory grow. Sources must use this rather than `from()`.
    */
   source<T>(items: AsyncIterable<T> | Iterable<T>): Observable<T>;
+  /**
+   * Consumes an input stream item by item (`for await (const b of ctx.pull(inputs.train))`).
+   * Each item taken counts as this node's progress, so upstream sources are pulled exactly as
+   * fast as the loop goes: use it in stages that loop over items without emitting per item.
+   */
+  pull<T>(stream: Observable<T>): AsyncIterable<T>;
 }
 
 export type Streams = Record<string, Observable<any>>;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { from, lastValueFrom, toArray, type Observable } from 'rxjs';
 import pino from 'pino';
 import { createRng, hashString } from './rng.ts';
+import { pulledIterable } from './runtime/demand.ts';
 import type { StageContext, StageDescriptor, Streams } from './stage.ts';
 
 const made: string[] = [];
@@ -40,6 +41,7 @@ export function testContext(nodeId = 'test', seed = 1, root = tempDir()): StageC
     signal: new AbortController().signal,
     progress: () => ({ increment() {}, setTotal() {}, stop() {} }),
     source: <T>(items: AsyncIterable<T> | Iterable<T>): Observable<T> => from(items as Iterable<T>),
+    pull: <T>(stream: Observable<T>) => pulledIterable(stream, () => {}),
   };
 }
 

@@ -82,6 +82,35 @@ test('a source never runs more than the window ahead of a slow stage', async () 
   assert.ok(maxAhead >= 1, 'the window allows some overlap');
 });
 
+test('a stage looping with ctx.pull paces its source without emitting per item', async () => {
+  const { outcome, metrics } = await run(`
+nodes:
+  count: { stage: count-source@1, params: { count: 10 } }
+  loop: { stage: pull-slow@1, in: { items: count.items }, params: { delayMs: 15 } }
+`, { maxInFlight: 2 });
+  assert.is(outcome.status, 'completed');
+  let taken = 0;
+  let maxAhead = 0;
+  for (const m of metrics) {
+    if (m.node === 'loop' && 'done' in m) taken++;
+    if (m.node === 'count' && 'pulled' in m) maxAhead = Math.max(maxAhead, m.pulled - taken);
+  }
+  assert.is(taken, 10);
+  assert.ok(maxAhead <= 3, `source ran ${maxAhead} items ahead of the loop`);
+  assert.equal(outcome.nodes.loop.emitted, { total: 1 });
+});
+
+test('a source feeding a collecting node is not held back by it (no deadlock)', async () => {
+  const { outcome } = await run(`
+nodes:
+  count: { stage: count-source@1, params: { count: 12 } }
+  sum: { stage: sum-all@1, in: { items: count.items } }
+  after: { stage: slow-double@1, in: { items: [sum.total, count.items] } }
+`, { maxInFlight: 1 });
+  assert.is(outcome.status, 'completed');
+  assert.is(outcome.nodes.after.emitted.items, 13);
+});
+
 test('without a slow consumer the source is not throttled below its window (sanity of the measure)', async () => {
   const { metrics } = await run(chain(8, 0), { maxInFlight: 8 });
   assert.is(metrics.filter((m) => 'pulled' in m).length, 8);

@@ -2,9 +2,10 @@
 // have kept up, so a slow stage never makes memory grow (DESIGN.md example 9).
 //
 // Rule: a source may be at most `window` items ahead of every node downstream of it, where a
-// node's progress is the number of items it has emitted (it is done once it completes). Nodes
-// that wait for an aggregate (a `collect` input, or anything fed by one) are not watched: they
-// cannot keep pace by design, and waiting on them would deadlock.
+// node's progress is the number of items it has emitted plus the number it has taken through
+// `ctx.pull` (it is done once it completes). Nodes that collect this source's whole stream (a
+// `collect` input), and everything below them, are not watched: they cannot keep pace by
+// design, and waiting on them would deadlock.
 import { Observable } from 'rxjs';
 import type { ResolvedGraph } from '../graph/load.ts';
 
@@ -66,27 +67,79 @@ export class NodeProgress {
 
 /** Streaming nodes downstream of `sourceId` whose pace the source should follow. */
 export function watchedNodes(graph: ResolvedGraph, sourceId: string): string[] {
-  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
-  // A node waits on an aggregate if one of its ports collects, or an upstream node does.
-  const aggregate = new Set<string>();
-  for (const n of graph.nodes) {
-    const collects = Object.entries(n.inputs).some(([port, edges]) => edges.length > 0 && n.stage.inputs[port]?.collect);
-    const fedByAggregate = Object.values(n.inputs).some((edges) => edges.some((e) => aggregate.has(e.node)));
-    if (collects || fedByAggregate) aggregate.add(n.id);
-  }
-  const seen = new Set<string>();
+  const consumers = (id: string) => graph.nodes.filter((n) => Object.values(n.inputs).some((edges) => edges.some((e) => e.node === id)));
+  const closure = (start: string[]) => {
+    const seen = new Set<string>(start);
+    const queue = [...start];
+    while (queue.length) for (const n of consumers(queue.shift()!)) if (!seen.has(n.id)) (seen.add(n.id), queue.push(n.id));
+    return seen;
+  };
+  const below = closure([sourceId]);
+  // A node that collects a stream this source feeds cannot emit before the source ends; neither
+  // can anything below it. Waiting on those nodes would deadlock, so they are not watched.
+  const collectors = graph.nodes
+    .filter((n) => Object.entries(n.inputs).some(([port, edges]) => n.stage.inputs[port]?.collect && edges.some((e) => below.has(e.node))))
+    .map((n) => n.id);
+  const blocked = closure(collectors);
+  const watched = new Set<string>();
   const queue = [sourceId];
   while (queue.length) {
     const u = queue.shift()!;
     for (const n of graph.nodes) {
-      if (seen.has(n.id) || aggregate.has(n.id)) continue;
-      const fed = Object.values(n.inputs).some((edges) => edges.some((e) => e.node === u));
+      if (watched.has(n.id) || blocked.has(n.id)) continue;
+      const fed = Object.entries(n.inputs).some(([port, edges]) => !n.stage.inputs[port]?.collect && edges.some((e) => e.node === u));
       if (!fed) continue;
-      seen.add(n.id);
+      watched.add(n.id);
       queue.push(n.id);
     }
   }
-  return [...seen].filter((id) => Object.keys(byId.get(id)!.stage.outputs).length > 0);
+  return [...watched].filter((id) => Object.keys(graph.nodes.find((n) => n.id === id)!.stage.outputs).length > 0);
+}
+
+/**
+ * Consumes a stream item by item as an async iterable. Each item handed out counts as progress
+ * of `nodeId`, so sources upstream are pulled exactly as fast as this loop takes items.
+ */
+export function pulledIterable<T>(stream: Observable<T>, onTake: () => void): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const queue: T[] = [];
+      let done = false;
+      let failure: { err: unknown } | undefined;
+      let wake: (() => void) | undefined;
+      const sub = stream.subscribe({
+        next: (v) => {
+          queue.push(v);
+          wake?.();
+        },
+        error: (err) => {
+          failure = { err };
+          wake?.();
+        },
+        complete: () => {
+          done = true;
+          wake?.();
+        },
+      });
+      return {
+        async next(): Promise<IteratorResult<T>> {
+          while (!queue.length && !done && !failure) await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+          if (queue.length) {
+            onTake();
+            return { value: queue.shift()!, done: false };
+          }
+          if (failure) throw failure.err;
+          return { value: undefined, done: true };
+        },
+        async return(): Promise<IteratorResult<T>> {
+          sub.unsubscribe();
+          queue.length = 0;
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
 }
 
 /** An Observable over an (async) iterable that pulls one item at a time through a gate. */

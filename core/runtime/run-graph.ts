@@ -7,7 +7,7 @@ import { describeItem } from '../payloads.ts';
 import { createRng, hashString } from '../rng.ts';
 import type { Progress, RunDirectoryHandle, StageContext, Streams } from '../stage.ts';
 import { stageKey } from '../stage.ts';
-import { DemandGate, NodeProgress, pulledSource, watchedNodes } from './demand.ts';
+import { DemandGate, NodeProgress, pulledIterable, pulledSource, watchedNodes } from './demand.ts';
 
 /** A failure inside a stage, tagged with where it happened and on which item. */
 export class NodeError extends Error {
@@ -172,5 +172,6 @@ function nodeContext(node: ResolvedNode, opts: RunGraphOptions, counts: NodeProg
       }
       return pulledSource(items, gate, opts.signal);
     },
+    pull: <T>(stream: Observable<T>) => pulledIterable(stream, () => counts.emit(node.id)),
   };
 }
