@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { PayloadType } from './payloads.ts';
 import type { Rng } from './rng.ts';
+import type { ArchitectureContribution } from './architecture.ts';
 
 export interface PortSpec {
   type: PayloadType;
@@ -55,6 +56,8 @@ export interface StageContext {
    * fast as the loop goes: use it in stages that loop over items without emitting per item.
    */
   pull<T>(stream: Observable<T>): AsyncIterable<T>;
+  /** Model architectures the plugins registered, by name (e.g. 'ndt1'). */
+  architectures: ReadonlyMap<string, ArchitectureContribution>;
 }
 
 export type Streams = Record<string, Observable<any>>;

@@ -42,6 +42,7 @@ export function testContext(nodeId = 'test', seed = 1, root = tempDir()): StageC
     progress: () => ({ increment() {}, setTotal() {}, stop() {} }),
     source: <T>(items: AsyncIterable<T> | Iterable<T>): Observable<T> => from(items as Iterable<T>),
     pull: <T>(stream: Observable<T>) => pulledIterable(stream, () => {}),
+    architectures: new Map(),
   };
 }
 

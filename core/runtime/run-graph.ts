@@ -6,6 +6,7 @@ import type { ResolvedGraph, ResolvedNode } from '../graph/load.ts';
 import { describeItem } from '../payloads.ts';
 import { createRng, hashString } from '../rng.ts';
 import type { Progress, RunDirectoryHandle, StageContext, Streams } from '../stage.ts';
+import type { ArchitectureContribution } from '../architecture.ts';
 import { stageKey } from '../stage.ts';
 import { DemandGate, NodeProgress, pulledIterable, pulledSource, watchedNodes } from './demand.ts';
 
@@ -46,8 +47,8 @@ export interface RunGraphOptions {
   signal: AbortSignal;
   /** How many items a source may run ahead of the streaming nodes below it. */
   maxInFlight?: number;
-  /** Extra fields merged into every node's context (e.g. the tensor backend). */
-  contextExtras?: Record<string, unknown>;
+  /** Architectures registered by the plugins, handed to every stage. */
+  architectures?: ReadonlyMap<string, ArchitectureContribution>;
 }
 
 export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
@@ -157,7 +158,6 @@ function nodeContext(node: ResolvedNode, opts: RunGraphOptions, counts: NodeProg
   const seed = (hashString(node.id, opts.graph.seed) ^ opts.graph.seed) >>> 0;
   let gate: DemandGate | undefined;
   return {
-    ...opts.contextExtras,
     nodeId: node.id,
     seed,
     logger: opts.logger.child({ node: node.id, stage: key }),
@@ -173,5 +173,6 @@ function nodeContext(node: ResolvedNode, opts: RunGraphOptions, counts: NodeProg
       return pulledSource(items, gate, opts.signal);
     },
     pull: <T>(stream: Observable<T>) => pulledIterable(stream, () => counts.emit(node.id)),
+    architectures: opts.architectures ?? new Map(),
   };
 }

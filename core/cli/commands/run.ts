@@ -9,6 +9,7 @@ import { runGraph } from '../../runtime/run-graph.ts';
 import { stageKey } from '../../stage.ts';
 import { loadGraphForCli } from '../load-graph.ts';
 import pkg from '../../../package.json' with { type: 'json' };
+import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../tensor/backend.ts';
 
 export const command = 'run <graph>';
 export const describe = 'Run a graph file';
@@ -20,6 +21,7 @@ export function builder(y: Argv) {
     .option('out', { type: 'string', describe: 'run directory (default runs/<time>-<graph name>/); an existing one is resumed into' })
     .option('seed', { type: 'number', describe: "override the graph's seed" })
     .option('plugin', { type: 'string', array: true, describe: 'extra plugin folder or package (repeatable)' })
+    .option('backend', { type: 'string', choices: [...BACKEND_CHOICES], describe: 'force a tensor backend (default: the best that loads: tensorflow-gpu, tensorflow, wasm, cpu)' })
     .option('max-in-flight', { type: 'number', default: 2, describe: 'items a source may run ahead of the stages below it' })
     .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], describe: 'level of the log lines on stderr (logs.jsonl keeps debug)' });
 }
@@ -37,7 +39,7 @@ function versions(): Record<string, string> {
   return out;
 }
 
-export async function handler(argv: { graph: string; set?: string[]; out?: string; seed?: number; plugin?: string[]; maxInFlight: number; logLevel: string }): Promise<void> {
+export async function handler(argv: { graph: string; set?: string[]; out?: string; seed?: number; plugin?: string[]; maxInFlight: number; logLevel: string; backend?: string }): Promise<void> {
   const { graph, registry, overrides } = await loadGraphForCli(argv.graph, argv);
   const dir = RunDirectory.create(graph.name, argv.out);
   const progress = createProgress();
@@ -54,6 +56,10 @@ export async function handler(argv: { graph: string; set?: string[]; out?: strin
     stages: Object.fromEntries(graph.nodes.map((n) => [n.id, stageKey(n.stage)])),
     plugins: Object.fromEntries(registry.plugins.map((p) => [p.manifest.name, `${p.manifest.version} (${p.source})`])),
   };
+  // The tensor backend is chosen once, before any stage runs, and recorded with the run.
+  const backend = await initBackend({ force: argv.backend as BackendChoice | undefined, log: (m) => logger.debug(m) });
+  info.backend = `${backend.name} (${backend.package}): ${backend.reason}`;
+  logger.info({ backend: backend.name }, `tensor backend: ${backend.name} — ${backend.reason}`);
   await dir.writeResolvedGraph(resolvedGraphObject(graph));
   await dir.writeInfo(info);
   process.stdout.write(`run directory: ${dir.root}\n`);
@@ -75,7 +81,7 @@ export async function handler(argv: { graph: string; set?: string[]; out?: strin
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
 
-  const outcome = await runGraph({ graph, run: dir, logger, progress, signal: abort.signal, maxInFlight: argv.maxInFlight });
+  const outcome = await runGraph({ graph, run: dir, logger, progress, signal: abort.signal, maxInFlight: argv.maxInFlight, architectures: registry.architectures });
   process.off('SIGINT', onSigint);
   process.off('SIGTERM', onSigint);
   progress.stopAll();
