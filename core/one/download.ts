@@ -1,0 +1,307 @@
+// File downloads into the ONE cache: streamed to <file>.part with md5 on the fly, resumed with HTTP Range,
+// size and md5 checked, renamed only when verified; bounded parallelism (SPEC.md §2, DESIGN.md example 12).
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { silentLogger } from '../log.ts';
+import { OneError, displayUrl } from './errors.ts';
+import { backoffMs, describeTransportError, isRetryableStatus, isTransientError, parseRetryAfter, sleep, type RetryPolicy } from './retry.ts';
+
+export interface DownloadItem {
+  url: string;
+  /** Final absolute path in the cache. */
+  path: string;
+  /** Expected bytes; null when the database does not say. */
+  size?: number | null;
+  /** Expected md5 (hex); null when unknown. */
+  hash?: string | null;
+  /** How to name the file in messages (e.g. its path inside the session). */
+  label?: string;
+}
+
+export type DownloadStatus = 'downloaded' | 'cached' | 'failed';
+
+export interface DownloadResult {
+  item: DownloadItem;
+  status: DownloadStatus;
+  /** Why it failed (failed rows only). */
+  reason?: string;
+  /** Bytes received over the network for this file. */
+  bytesFetched: number;
+  /** HTTP requests made for this file. */
+  attempts: number;
+  /** Offset of the first resumed request, when a partial file was picked up. */
+  resumedFrom?: number;
+}
+
+export interface DownloadOptions extends RetryPolicy {
+  /** Longest silence while waiting for headers or the next chunk. */
+  timeoutMs: number;
+  parallel: number;
+  signal?: AbortSignal;
+  logger?: Logger;
+  /** Bytes in the cache so far over all files of this call, the total expected, and the file that moved. */
+  onProgress?: (bytesDone: number, bytesTotal: number, file: string) => void;
+  /** Hash files already in the cache before trusting them (default true). */
+  verifyCached?: boolean;
+}
+
+const MD5_RE = /^[0-9a-f]{32}$/i;
+
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const s = await stat(path);
+    return s.isFile() ? s.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function hashFile(path: string, into: Hash, end?: number): Promise<void> {
+  if (end === 0) return;
+  const stream = createReadStream(path, end === undefined ? {} : { start: 0, end: end - 1 });
+  for await (const chunk of stream) into.update(chunk as Buffer);
+}
+
+export async function md5File(path: string): Promise<string> {
+  const h = createHash('md5');
+  await hashFile(path, h);
+  return h.digest('hex');
+}
+
+/** A non-2xx answer from the file server. */
+class StatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly retryAfter: string | null,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+/**
+ * Checks a file already at the final path: the right size (when known) and md5 (when known).
+ * A file that fails is deleted so that a bad file never stays under the final name.
+ */
+async function checkCached(item: DownloadItem, verifyHash: boolean, log: Logger): Promise<boolean> {
+  const size = await fileSize(item.path);
+  if (size === undefined) return false;
+  let bad: string | undefined;
+  if (item.size != null && size !== item.size) bad = `size ${size} bytes, expected ${item.size}`;
+  else if (verifyHash && item.hash && MD5_RE.test(item.hash)) {
+    const got = await md5File(item.path);
+    if (got !== item.hash.toLowerCase()) bad = `md5 ${got}, expected ${item.hash}`;
+  }
+  if (!bad) return true;
+  log.warn({ file: item.path, problem: bad }, 'cached file is wrong; removing it and downloading again');
+  await rm(item.path, { force: true });
+  return false;
+}
+
+/**
+ * Downloads one file. Never throws for a failure of this file: the result says `failed` and why
+ * (a user abort does throw). Keeps a `.part` after transport failures so a later call resumes.
+ */
+export async function downloadFile(item: DownloadItem, opts: DownloadOptions, onBytes: (bytesInCache: number) => void = () => {}): Promise<DownloadResult> {
+  const log = (opts.logger ?? silentLogger).child({ component: 'download' });
+  const label = item.label ?? item.path;
+  const shown = displayUrl(item.url);
+  const result: DownloadResult = { item, status: 'failed', bytesFetched: 0, attempts: 0 };
+  if (await checkCached(item, opts.verifyCached ?? true, log)) {
+    result.status = 'cached';
+    onBytes((await fileSize(item.path)) ?? 0);
+    return result;
+  }
+  await mkdir(dirname(item.path), { recursive: true });
+  const part = `${item.path}.part`;
+  const wantHash = item.hash && MD5_RE.test(item.hash) ? item.hash.toLowerCase() : undefined;
+  if (item.hash && !wantHash) log.debug({ file: label }, 'hash is not an md5; checking size only');
+  let lastProblem = 'no attempt made';
+  // Set by a server that says when to come back (Retry-After); otherwise exponential back-off.
+  let askedWaitMs: number | undefined;
+
+  for (let attempt = 0; attempt <= opts.retries; attempt++) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    if (attempt > 0) await sleep(askedWaitMs ?? backoffMs(attempt - 1, opts), opts.signal);
+    askedWaitMs = undefined;
+    let offset = (await fileSize(part)) ?? 0;
+    if (item.size != null && offset > item.size) {
+      await rm(part, { force: true });
+      offset = 0;
+    }
+    const hash = { md5: createHash('md5') };
+    // Hashing the bytes already on disk makes the final digest cover the whole file, not just this request.
+    await hashFile(part, hash.md5, offset);
+    onBytes(offset);
+    const alreadyWhole = item.size != null && offset === item.size && offset > 0;
+    if (!alreadyWhole) {
+      result.attempts++;
+      try {
+        const got = await fetchInto(item, part, offset, hash, opts, onBytes, log);
+        result.bytesFetched += got.bytes;
+        if (got.resumed && result.resumedFrom === undefined) result.resumedFrom = offset;
+      } catch (e) {
+        if (opts.signal?.aborted) throw opts.signal.reason ?? e;
+        const bytes = (e as { bytesFetched?: number }).bytesFetched ?? 0;
+        result.bytesFetched += bytes;
+        if (e instanceof StatusError) {
+          lastProblem = `HTTP ${e.status} from ${shown}`;
+          if (e.status === 416) {
+            // The server has fewer bytes than our partial file: it does not fit the server's copy; start over.
+            lastProblem = `the server's file is shorter than the ${offset} bytes already fetched${item.size != null ? ` (the database says ${item.size})` : ''}`;
+            await rm(part, { force: true });
+            continue;
+          }
+          if (!isRetryableStatus(e.status)) break;
+          const asked = parseRetryAfter(e.retryAfter);
+          if (asked !== undefined && asked > opts.maxRetryAfterMs) {
+            lastProblem += ` asking to wait ${Math.round(asked / 1000)} s`;
+            break;
+          }
+          askedWaitMs = asked;
+          log.warn({ file: label, status: e.status, attempt: attempt + 1, waitMs: asked }, 'file server refused; retrying');
+          continue;
+        }
+        if (isTransientError(e)) {
+          lastProblem = `${describeTransportError(e)} while fetching ${shown}`;
+          log.warn({ file: label, error: describeTransportError(e), keptBytes: await fileSize(part), attempt: attempt + 1 }, 'download interrupted; will resume');
+          continue;
+        }
+        lastProblem = `${describeTransportError(e)} while fetching ${shown}`;
+        break;
+      }
+    }
+    const size = (await fileSize(part)) ?? 0;
+    if (item.size != null && size !== item.size) {
+      lastProblem = `size mismatch: got ${size} bytes, expected ${item.size}`;
+      if (size < item.size) {
+        // A body that ended early without an error: resume from what we have.
+        log.warn({ file: label, size, expected: item.size }, 'file shorter than expected; resuming');
+        continue;
+      }
+      await rm(part, { force: true });
+      log.warn({ file: label, size, expected: item.size }, 'file longer than expected; deleted, retrying');
+      continue;
+    }
+    if (wantHash) {
+      const got = hash.md5.digest('hex');
+      if (got !== wantHash) {
+        lastProblem = `checksum mismatch: md5 ${got}, expected ${wantHash}`;
+        await rm(part, { force: true });
+        log.warn({ file: label, md5: got, expected: wantHash, attempt: attempt + 1 }, 'checksum mismatch; deleted, retrying');
+        continue;
+      }
+    }
+    await rename(part, item.path);
+    result.status = 'downloaded';
+    onBytes(size);
+    log.debug({ file: label, bytes: size, attempts: result.attempts, resumedFrom: result.resumedFrom }, 'downloaded');
+    return result;
+  }
+  result.reason = `${label}: ${lastProblem} (after ${result.attempts} request(s))`;
+  log.error({ file: label, reason: lastProblem }, 'download failed');
+  return result;
+}
+
+/** One request: appends to `part` from `offset` (206) or rewrites it (200, a server that ignores Range). */
+async function fetchInto(
+  item: DownloadItem,
+  part: string,
+  offset: number,
+  hash: { md5: Hash },
+  opts: DownloadOptions,
+  onBytes: (n: number) => void,
+  log: Logger,
+): Promise<{ bytes: number; resumed: boolean }> {
+  const idle = new AbortController();
+  const timer = setTimeout(() => idle.abort(new OneError('timeout', `no data for ${opts.timeoutMs} ms from ${displayUrl(item.url)}`)), opts.timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
+  let bytes = 0;
+  try {
+    const headers: Record<string, string> = {};
+    if (offset > 0) headers.Range = `bytes=${offset}-`;
+    let res: Response;
+    try {
+      res = await fetch(item.url, { headers, signal, redirect: 'follow' });
+    } catch (e) {
+      throw idle.signal.aborted ? idle.signal.reason : e;
+    }
+    if (res.status !== 200 && res.status !== 206) {
+      await res.body?.cancel().catch(() => {});
+      throw new StatusError(res.status, res.headers.get('retry-after'));
+    }
+    let resumed = false;
+    let writeFrom = 0;
+    if (res.status === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+      if (!m || Number(m[1]) !== offset) {
+        await res.body?.cancel().catch(() => {});
+        await rm(part, { force: true });
+        throw new OneError('network', `file server answered a Range request with the wrong part (${res.headers.get('content-range') ?? 'no Content-Range'})`);
+      }
+      resumed = offset > 0;
+      writeFrom = offset;
+    } else if (offset > 0) {
+      // The server ignored Range and sends the whole file: start the file and its hash again.
+      log.info({ file: item.label ?? item.path, offset }, 'server ignored the Range request; restarting from byte 0');
+      hash.md5 = createHash('md5');
+    }
+    const fh = await open(part, writeFrom > 0 ? 'a' : 'w');
+    try {
+      if (!res.body) throw new OneError('network', `empty body from ${displayUrl(item.url)}`);
+      let done = writeFrom;
+      onBytes(done);
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        timer.refresh();
+        await fh.write(chunk);
+        hash.md5.update(chunk);
+        bytes += chunk.byteLength;
+        done += chunk.byteLength;
+        onBytes(done);
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return { bytes, resumed };
+  } catch (e) {
+    const err = idle.signal.aborted && !(opts.signal?.aborted) ? idle.signal.reason : e;
+    if (err && typeof err === 'object') (err as { bytesFetched?: number }).bytesFetched = bytes;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; results keep the input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}
+
+/**
+ * Downloads every item, at most `opts.parallel` at a time. A failed file does not stop the
+ * others: every item gets a result row, in input order.
+ */
+export async function downloadAll(items: readonly DownloadItem[], opts: DownloadOptions): Promise<DownloadResult[]> {
+  const perFile = new Array<number>(items.length).fill(0);
+  const total = items.reduce((s, it) => s + (it.size ?? 0), 0);
+  let done = 0;
+  return mapLimit(items, opts.parallel, (item, i) =>
+    downloadFile(item, opts, (bytesInCache) => {
+      done += bytesInCache - perFile[i];
+      perFile[i] = bytesInCache;
+      opts.onProgress?.(done, Math.max(total, done), item.label ?? item.path);
+    }),
+  );
+}

@@ -1,0 +1,151 @@
+// What the ONE client returns: sessions, probe insertions and datasets, from Alyx REST answers (SPEC.md §2).
+import { join } from 'node:path';
+import { datasetPathFromUrl, joinDatasetPath, removeUuidFromName, sessionRelPath, splitDatasetPath } from './alf-path.ts';
+import { uuidFromUrl } from './uuid.ts';
+
+export interface SessionRecord {
+  /** null for a session found only as a folder (no cache table names it). */
+  eid: string | null;
+  lab: string;
+  subject: string;
+  /** YYYY-MM-DD */
+  date: string;
+  number: number;
+  projects: string[];
+  taskProtocol: string;
+  /** `<lab>/Subjects/<subject>/<date>/<NNN>` inside the cache. */
+  relativePath: string;
+}
+
+export interface InsertionRecord {
+  /** null when found only as a folder (local mode). */
+  id: string | null;
+  /** Probe name, e.g. 'probe00'. */
+  name: string;
+  /** eid of the session. */
+  session: string | null;
+  model?: string;
+}
+
+export interface DatasetRecord {
+  id: string | null;
+  eid: string | null;
+  /** File name without the dataset uuid, e.g. 'spikes.times.npy'. */
+  name: string;
+  collection: string;
+  /** '' for the default, unrevised copy. */
+  revision: string;
+  /** Path inside the session folder: `<collection>/#<revision>#/<name>`. */
+  relativePath: string;
+  size: number | null;
+  /** md5 hex, when the database has one. */
+  hash: string | null;
+  /** Where the file server has it; null when no file record is reachable. */
+  url: string | null;
+  /** The file is in the local cache (right size when known). */
+  exists: boolean;
+  /** Alyx's default_dataset flag: the copy to use when several revisions exist. */
+  defaultRevision: boolean;
+  /** Absolute path the file has (or will have) in the cache. */
+  path: string;
+}
+
+/** Alyx `/sessions` list item (SessionList in the OpenAPI schema). */
+export interface RestSession {
+  id: string;
+  lab: string;
+  subject: string;
+  start_time: string | null;
+  number: number | null;
+  projects?: string[] | string | null;
+  task_protocol?: string | null;
+}
+
+export function sessionFromRest(s: RestSession): SessionRecord {
+  const date = (s.start_time ?? '').slice(0, 10);
+  const number = s.number ?? 1;
+  const projects = Array.isArray(s.projects) ? s.projects : typeof s.projects === 'string' && s.projects ? s.projects.split(',') : [];
+  return {
+    eid: s.id.toLowerCase(),
+    lab: s.lab,
+    subject: s.subject,
+    date,
+    number,
+    projects,
+    taskProtocol: s.task_protocol ?? '',
+    relativePath: sessionRelPath({ lab: s.lab, subject: s.subject, date, number }),
+  };
+}
+
+export interface RestInsertion {
+  id: string;
+  name: string;
+  session?: string | null;
+  session_info?: { id?: string } | null;
+  model?: string | null;
+}
+
+export function insertionFromRest(r: RestInsertion): InsertionRecord {
+  const session = uuidFromUrl(r.session ?? r.session_info?.id ?? null);
+  const out: InsertionRecord = { id: r.id.toLowerCase(), name: r.name, session };
+  if (r.model) out.model = r.model;
+  return out;
+}
+
+export interface RestFileRecord {
+  id?: string;
+  data_repository?: string;
+  data_url: string | null;
+  exists: boolean;
+  relative_path?: string;
+}
+
+/**
+ * A dataset as Alyx gives it: either from `/datasets` (with `file_records`) or from a session's
+ * or insertion's dataset list (with `data_url` directly).
+ */
+export interface RestDataset {
+  id?: string;
+  url?: string;
+  name: string;
+  collection?: string | null;
+  revision?: string | null;
+  session?: string | null;
+  file_size?: number | null;
+  hash?: string | null;
+  default_dataset?: boolean;
+  default_revision?: boolean;
+  data_url?: string | null;
+  file_records?: RestFileRecord[];
+}
+
+/**
+ * Converts one REST dataset; `sessionDir` is the session's folder in the cache. Like ONE, the
+ * file URL is the first file record that has one and exists; without it the dataset cannot be
+ * fetched (url null).
+ */
+export function datasetFromRest(d: RestDataset, sessionDir: string, eid: string | null): DatasetRecord {
+  let url: string | null = null;
+  if (d.file_records) url = d.file_records.find((fr) => fr.data_url && fr.exists)?.data_url ?? null;
+  else if (d.data_url) url = d.data_url;
+  let relativePath: string | undefined;
+  if (url) relativePath = datasetPathFromUrl(url)?.relativePath;
+  if (!relativePath) {
+    relativePath = joinDatasetPath({ collection: d.collection ?? '', revision: d.revision ?? '', name: removeUuidFromName(d.name) });
+  }
+  const parts = splitDatasetPath(relativePath);
+  return {
+    id: uuidFromUrl(d.id ?? d.url ?? null),
+    eid: eid ?? uuidFromUrl(d.session ?? null),
+    name: parts.name,
+    collection: parts.collection,
+    revision: parts.revision || (d.revision ?? ''),
+    relativePath,
+    size: typeof d.file_size === 'number' ? d.file_size : null,
+    hash: d.hash ?? null,
+    url,
+    exists: false,
+    defaultRevision: d.default_dataset ?? d.default_revision ?? true,
+    path: join(sessionDir, ...relativePath.split('/')),
+  };
+}

@@ -1,0 +1,403 @@
+// A loopback Alyx + file server for tests: replays IBL's real REST responses, serves generated files
+// with their md5, and injects faults (5xx, 429, dropped connections, bad checksums, expired tokens) (SPEC.md §2).
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { padNumber, splitDatasetPath } from '../alf-path.ts';
+import { readSessionsTable } from '../cache-tables.ts';
+import type { RestDataset, RestSession } from '../records.ts';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** IBL's ONE test fixtures, as CI lays them out beside the repository. */
+export const ONE_FIXTURES = resolve(REPO_ROOT, '..', 'shared', 'fixtures', 'ONE', 'one', 'tests', 'fixtures');
+export const REST_FIXTURES = join(ONE_FIXTURES, 'rest_responses');
+
+export interface Fault {
+  /** Requests it applies to: a substring of, or a pattern on, the path with its query. */
+  match: string | RegExp;
+  method?: string;
+  /** Answer with this status (and `body` as JSON) instead of serving. */
+  status?: number;
+  body?: unknown;
+  /** With status 429/503: the Retry-After header, in seconds. */
+  retryAfterS?: number;
+  /** Destroy the connection without answering (the client sees ECONNRESET / "other side closed"). */
+  reset?: boolean;
+  /** File route: send the headers and this many bytes, then destroy the socket. */
+  dropAfterBytes?: number;
+  /** File route: serve the file with one byte changed (same size, wrong md5). */
+  corrupt?: boolean;
+  /** File route: answer 200 with the whole file even to a Range request. */
+  ignoreRange?: boolean;
+  /** Wait this long before answering. */
+  delayMs?: number;
+  /** How many matching requests it applies to (default 1; Infinity for all). */
+  times?: number;
+}
+
+export interface RequestLogEntry {
+  method: string;
+  /** Path with query. */
+  url: string;
+  status: number;
+  /** The Range header, when sent. */
+  range?: string;
+  /** The Authorization header the client sent, if any. */
+  authorization?: string;
+  /** Body bytes written (file route). */
+  bytesSent: number;
+  fault?: boolean;
+}
+
+export interface GeneratedFile {
+  /** Inside the session: `<collection>/[#rev#/]<name>`. */
+  relativePath: string;
+  bytes: Uint8Array;
+  /** What the database says; default: the true md5 and size. null: the database does not know. */
+  hash?: string | null;
+  size?: number | null;
+  defaultRevision?: boolean;
+}
+
+export interface GeneratedSession {
+  eid?: string;
+  lab: string;
+  subject: string;
+  date: string;
+  number: number;
+  projects?: string[];
+  taskProtocol?: string;
+  files: GeneratedFile[];
+}
+
+export interface AlyxServerOptions {
+  username?: string;
+  password?: string;
+  /** Results per page when the client sends no `limit`. */
+  pageSize?: number;
+  /** Requests after which the server answers 503 to everything (a runaway client shows in the test). */
+  maxRequests?: number;
+  /** Seed /sessions from the real legacy sessions.pqt (default true). */
+  seedSessions?: boolean;
+}
+
+export interface AlyxServer {
+  url: string;
+  username: string;
+  password: string;
+  requests: RequestLogEntry[];
+  /** Tokens handed out by /auth-token, oldest first. */
+  tokens: string[];
+  inject(f: Fault): void;
+  /** Every token issued so far becomes invalid: Alyx then answers 403 {"detail":"Invalid token."}. */
+  expireTokens(): void;
+  addSession(s: GeneratedSession): { eid: string; datasets: RestDataset[] };
+  /** Serves bytes at /files/<path>. */
+  addFile(path: string, bytes: Uint8Array): string;
+  sessions: RestSession[];
+  datasets: RestDataset[];
+  /** Most requests open at once since the last reset. */
+  maxInFlight(): number;
+  resetInFlight(): void;
+  close(): Promise<void>;
+}
+
+function md5(b: Uint8Array): string {
+  return createHash('md5').update(b).digest('hex');
+}
+
+function sha1(s: string): string {
+  return createHash('sha1').update(s).digest('hex');
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function startAlyxServer(opts: AlyxServerOptions = {}): Promise<AlyxServer> {
+  const username = opts.username ?? 'test_user';
+  const password = opts.password ?? `pw-${randomBytes(6).toString('hex')}`;
+  const pageSize = opts.pageSize ?? 10;
+  const maxRequests = opts.maxRequests ?? 1000;
+
+  // Real responses, keyed as ONE's REST cache keys them: sha1 of the request path with its query.
+  const replay = new Map<string, unknown>();
+  for (const name of readdirSync(REST_FIXTURES)) {
+    if (!/^[0-9a-f]{40}$/.test(name)) continue;
+    const [response] = JSON.parse(readFileSync(join(REST_FIXTURES, name), 'utf8')) as [unknown, string];
+    replay.set(name, response);
+  }
+  const openapi = readFileSync(join(REST_FIXTURES, 'openapiv3.json'), 'utf8');
+
+  const sessions: RestSession[] = [];
+  const datasets: RestDataset[] = [];
+  const insertions: { id: string; name: string; session: string; model?: string; session_info?: unknown }[] = [];
+  const files = new Map<string, Uint8Array>();
+  const faults: (Fault & { left: number })[] = [];
+  const valid = new Set<string>();
+  const expired = new Set<string>();
+  const tokens: string[] = [];
+  const requests: RequestLogEntry[] = [];
+
+  if (opts.seedSessions ?? true) {
+    const { sessions: rows } = await readSessionsTable(join(ONE_FIXTURES, 'sessions.pqt'));
+    for (const s of rows) {
+      sessions.push({ id: s.eid!, lab: s.lab, subject: s.subject, start_time: `${s.date}T10:00:00`, number: s.number, projects: s.projects, task_protocol: s.taskProtocol });
+    }
+  }
+  // The real /datasets page: its session (KS005 2019-04-01) is in sessions.pqt.
+  const page = replay.get('6dc96f7e9bcc6ac2e7581489b9580a6cd3f28293') as { results: RestDataset[] } | undefined;
+  if (page) datasets.push(...page.results);
+  // The real insertion detail, as a list item.
+  const ins = replay.get(sha1('/insertions/b529f2d8-cdae-4d59-aba2-cbd1b5572e36')) as
+    | { id: string; name: string; session: string; model: string; session_info: RestSession }
+    | undefined;
+  if (ins) {
+    insertions.push({ id: ins.id, name: ins.name, session: ins.session, model: ins.model, session_info: ins.session_info });
+    if (!sessions.some((s) => s.id === ins.session)) sessions.push({ ...ins.session_info });
+  }
+
+  let base = '';
+
+  const send = (res: ServerResponse, log: RequestLogEntry, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    log.status = status;
+    const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+    res.end(text);
+  };
+
+  const paginate = (res: ServerResponse, log: RequestLogEntry, url: URL, rows: unknown[]) => {
+    const limit = Math.max(1, Number(url.searchParams.get('limit') ?? pageSize));
+    const offset = Math.max(0, Number(url.searchParams.get('offset') ?? 0));
+    const link = (o: number) => {
+      const u = new URL(url.toString());
+      u.searchParams.set('limit', String(limit));
+      u.searchParams.set('offset', String(o));
+      return `${base}${u.pathname}${u.search}`;
+    };
+    send(res, log, 200, {
+      count: rows.length,
+      next: offset + limit < rows.length ? link(offset + limit) : null,
+      previous: offset > 0 ? link(Math.max(0, offset - limit)) : null,
+      results: rows.slice(offset, offset + limit),
+    });
+  };
+
+  const sessionOf = (d: RestDataset) => (d.session ?? '').slice(-36);
+  const fileName = (d: RestDataset) => d.name;
+
+  const handleRest = (req: IncomingMessage, res: ServerResponse, log: RequestLogEntry, url: URL, body: string) => {
+    if (url.pathname === '/auth-token' && req.method === 'POST') {
+      let creds: Record<string, string> = {};
+      try {
+        creds = req.headers['content-type']?.includes('json') ? JSON.parse(body) : Object.fromEntries(new URLSearchParams(body));
+      } catch {
+        /* bad body: refused below */
+      }
+      if (creds.username === username && creds.password === password) {
+        const token = randomBytes(20).toString('hex');
+        valid.add(token);
+        tokens.push(token);
+        return send(res, log, 200, { token });
+      }
+      return send(res, log, 400, { non_field_errors: ['Unable to log in with provided credentials.'] });
+    }
+    const auth = req.headers.authorization ?? '';
+    const m = /^Token (\S+)$/.exec(auth);
+    if (!m) return send(res, log, 401, { detail: 'Authentication credentials were not provided.' });
+    if (!valid.has(m[1]) || expired.has(m[1])) return send(res, log, 403, { detail: 'Invalid token.' });
+
+    const key = sha1(url.pathname + url.search);
+    if (req.method === 'GET' && replay.has(key)) return send(res, log, 200, replay.get(key));
+    if (req.method === 'GET' && url.pathname === '/api/schema') return send(res, log, 200, openapi);
+
+    const q = url.searchParams;
+    if (req.method === 'GET' && url.pathname.replace(/\/$/, '') === '/sessions') {
+      const [from, to] = (q.get('date_range') ?? '').split(',');
+      const project = q.get('project') ?? q.get('projects');
+      const need = (q.get('datasets') ?? '').split(',').filter(Boolean);
+      const rows = sessions.filter((s) => {
+        const date = (s.start_time ?? '').slice(0, 10);
+        const projects = Array.isArray(s.projects) ? s.projects : [];
+        if (q.get('id') && s.id !== q.get('id')) return false;
+        if (q.get('subject') && s.subject !== q.get('subject')) return false;
+        if (q.get('lab') && s.lab !== q.get('lab')) return false;
+        if (q.get('number') && String(s.number) !== q.get('number')) return false;
+        if (from && (date < from || date > (to || from))) return false;
+        if (project && !projects.some((p) => p.toLowerCase().includes(project.toLowerCase()))) return false;
+        if (need.length) {
+          const have = new Set(datasets.filter((d) => sessionOf(d) === s.id).map(fileName));
+          if (!need.every((n) => have.has(n))) return false;
+        }
+        return true;
+      });
+      return paginate(res, log, url, rows);
+    }
+    if (req.method === 'GET' && url.pathname.replace(/\/$/, '') === '/insertions') {
+      const rows = insertions.filter((i) => !q.get('session') || i.session === q.get('session'));
+      return paginate(res, log, url, rows);
+    }
+    if (req.method === 'GET' && url.pathname.replace(/\/$/, '') === '/datasets') {
+      const exists = q.get('exists');
+      const rows = datasets.filter((d) => {
+        if (q.get('session') && sessionOf(d) !== q.get('session')) return false;
+        if (exists === 'True' && !(d.file_records ?? []).some((fr) => fr.exists)) return false;
+        return true;
+      });
+      return paginate(res, log, url, rows);
+    }
+    return send(res, log, 404, { detail: 'Not found.' });
+  };
+
+  const handleFile = (req: IncomingMessage, res: ServerResponse, log: RequestLogEntry, path: string, fault?: Fault) => {
+    const bytes = files.get(path);
+    if (!bytes) return send(res, log, 404, 'not found');
+    let data = Buffer.from(bytes);
+    if (fault?.corrupt) {
+      data = Buffer.from(data);
+      data[data.length >> 1] ^= 0xff;
+    }
+    let start = 0;
+    let status = 200;
+    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes' };
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    let end = data.length - 1;
+    if (range && !fault?.ignoreRange) {
+      start = Number(range[1]);
+      if (range[2]) end = Math.min(end, Number(range[2]));
+      if (start >= data.length) {
+        log.status = 416;
+        res.writeHead(416, { 'Content-Range': `bytes */${data.length}` });
+        return res.end();
+      }
+      status = 206;
+      headers['Content-Range'] = `bytes ${start}-${end}/${data.length}`;
+    }
+    const body = data.subarray(start, end + 1);
+    headers['Content-Length'] = String(body.length);
+    log.status = status;
+    res.writeHead(status, headers);
+    if (fault?.dropAfterBytes !== undefined) {
+      const n = Math.min(fault.dropAfterBytes, body.length);
+      log.bytesSent = n;
+      res.write(body.subarray(0, n), () => setTimeout(() => req.socket.destroy(), 20));
+      return;
+    }
+    log.bytesSent = body.length;
+    res.end(body);
+  };
+
+  let inFlight = 0;
+  let inFlightMax = 0;
+  const server: Server = createServer(async (req, res) => {
+    inFlight++;
+    inFlightMax = Math.max(inFlightMax, inFlight);
+    let counted = true;
+    const done = () => {
+      if (counted) inFlight--;
+      counted = false;
+    };
+    res.once('close', done);
+    const url = new URL(req.url ?? '/', 'http://loopback');
+    const log: RequestLogEntry = { method: req.method ?? 'GET', url: url.pathname + url.search, status: 0, bytesSent: 0 };
+    if (req.headers.range) log.range = req.headers.range;
+    if (req.headers.authorization) log.authorization = req.headers.authorization;
+    requests.push(log);
+    const body = await readBody(req);
+    if (requests.length > maxRequests) return send(res, log, 503, { detail: `loopback server: more than ${maxRequests} requests` });
+    const fault = faults.find(
+      (f) => f.left > 0 && (!f.method || f.method === req.method) && (typeof f.match === 'string' ? log.url.includes(f.match) : f.match.test(log.url)),
+    );
+    if (fault) {
+      fault.left--;
+      log.fault = true;
+    }
+    if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (res.destroyed) return;
+    if (fault?.reset) {
+      log.status = -1;
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.status) {
+      const headers: Record<string, string> = {};
+      if (fault.retryAfterS !== undefined) headers['Retry-After'] = String(fault.retryAfterS);
+      return send(res, log, fault.status, fault.body ?? { detail: `injected ${fault.status}` }, headers);
+    }
+    if (url.pathname.startsWith('/files/')) return handleFile(req, res, log, decodeURIComponent(url.pathname.slice('/files/'.length)), fault);
+    handleRest(req, res, log, url, body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const addFile = (path: string, bytes: Uint8Array) => {
+    files.set(path, bytes);
+    return `${base}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
+  };
+
+  return {
+    url: base,
+    username,
+    password,
+    requests,
+    tokens,
+    sessions,
+    datasets,
+    maxInFlight: () => inFlightMax,
+    resetInFlight() {
+      inFlightMax = inFlight;
+    },
+    inject(f) {
+      faults.push({ ...f, left: f.times ?? 1 });
+    },
+    expireTokens() {
+      for (const t of valid) expired.add(t);
+    },
+    addFile,
+    addSession(s) {
+      const eid = s.eid ?? randomUUID();
+      sessions.push({ id: eid, lab: s.lab, subject: s.subject, start_time: `${s.date}T12:00:00`, number: s.number, projects: s.projects ?? [], task_protocol: s.taskProtocol ?? '' });
+      const sessionRel = `${s.subject}/${s.date}/${padNumber(s.number)}`;
+      const made: RestDataset[] = [];
+      const probes = new Set<string>();
+      for (const f of s.files) {
+        const did = randomUUID();
+        const parts = splitDatasetPath(f.relativePath);
+        const dot = parts.name.lastIndexOf('.');
+        const served = `${parts.name.slice(0, dot)}.${did}${parts.name.slice(dot)}`;
+        const dirs = f.relativePath.split('/').slice(0, -1);
+        const dataUrl = addFile(`${s.lab}/Subjects/${sessionRel}/${[...dirs, served].join('/')}`, f.bytes);
+        const probe = /^alf\/(probe\w*)/.exec(parts.collection)?.[1];
+        if (probe) probes.add(probe);
+        const d: RestDataset & Record<string, unknown> = {
+          url: `${base}/datasets/${did}`,
+          name: parts.name,
+          dataset_type: parts.name.split('.').slice(0, -1).join('.'),
+          collection: parts.collection,
+          revision: parts.revision || null,
+          session: `${base}/sessions/${eid}`,
+          file_size: f.size === undefined ? f.bytes.length : f.size,
+          hash: f.hash === undefined ? md5(f.bytes) : f.hash,
+          default_dataset: f.defaultRevision ?? true,
+          file_records: [
+            { id: randomUUID(), data_repository: `flatiron_${s.lab}`, relative_path: `${sessionRel}/${f.relativePath}`, data_url: dataUrl, exists: true },
+            { id: randomUUID(), data_repository: `${s.lab}_SR`, relative_path: `${sessionRel}/${f.relativePath}`, data_url: null, exists: false },
+          ],
+        };
+        datasets.push(d);
+        made.push(d);
+      }
+      for (const name of [...probes].sort()) insertions.push({ id: randomUUID(), name, session: eid, model: '3B2' });
+      return { eid, datasets: made };
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
