@@ -56,6 +56,8 @@ export interface StageContext {
    * fast as the loop goes: use it in stages that loop over items without emitting per item.
    */
   pull<T>(stream: Observable<T>): AsyncIterable<T>;
+  /** Input ports wired to something in the graph (an unconnected optional port gets an empty stream). */
+  connectedInputs: ReadonlySet<string>;
   /** Model architectures the plugins registered, by name (e.g. 'ndt1'). */
   architectures: ReadonlyMap<string, ArchitectureContribution>;
 }

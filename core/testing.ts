@@ -43,6 +43,7 @@ export function testContext(nodeId = 'test', seed = 1, root = tempDir()): StageC
     source: <T>(items: AsyncIterable<T> | Iterable<T>): Observable<T> => from(items as Iterable<T>),
     pull: <T>(stream: Observable<T>) => pulledIterable(stream, () => {}),
     architectures: new Map(),
+    connectedInputs: new Set(),
   };
 }
 
@@ -57,6 +58,7 @@ export async function runStage(
   ctx: StageContext = testContext(stage.id),
 ): Promise<Record<string, unknown[]>> {
   const parsed = stage.params.parse(params);
+  ctx = { ...ctx, connectedInputs: new Set(Object.keys(inputs)) };
   const streams: Streams = {};
   for (const [port, items] of Object.entries(inputs)) streams[port] = from(items);
   const outputs = stage.create(parsed, ctx)(streams);

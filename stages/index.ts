@@ -3,10 +3,15 @@ import { definePlugin } from '../core/plugin.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { maskingSampler } from './masking-sampler.ts';
 import { oneDownload } from './one-download.ts';
+import { simulate } from './simulate.ts';
+import { spikeBinning } from './spike-binning.ts';
+import { regionLabelling } from './region-labelling.ts';
+import { writeBinnedSession } from './write-binned-session.ts';
 
 export const builtinPlugin = definePlugin({
   name: 'builtin',
   version: pkg.version,
   description: 'The stages that ship with mtm-flow: data path, masking, training, evaluation, writers',
-  stages: [oneDownload, maskingSampler],
+  // In data-flow order: source, binning, labelling, writing, masking.
+  stages: [simulate, oneDownload, spikeBinning, regionLabelling, writeBinnedSession, maskingSampler],
 });

@@ -38,6 +38,7 @@ test('each epoch covers every trial of the split once, in batches of one session
     inEpoch.forEach((b, i) => {
       assert.is(b.batchIndex, i);
       assert.is(b.batchesInEpoch, inEpoch.length);
+      assert.is(b.epochs, 2);
     });
     for (const s of sessions) {
       const want = s.trials.split.flatMap((x, t) => (x === 'train' ? [t] : [])).sort((a, b) => a - b);

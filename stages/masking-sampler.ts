@@ -71,6 +71,7 @@ export function makeBatch(plan: PlannedBatch, p: MaskingSamplerParams, seed: num
     sessionId: s.sessionId,
     split: p.split as Split,
     epoch,
+    epochs: p.epochs,
     batchIndex,
     batchesInEpoch,
     trialIndex: Int32Array.from(plan.rows),

@@ -3,7 +3,8 @@ import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage } from '../core/stage.ts';
-import type { SpikeTrains } from '../core/payloads.ts';
+import type { Observable } from 'rxjs';
+import type { SessionRef, SpikeTrains } from '../core/payloads.ts';
 import { loadSpikeTrains } from '../core/alf/session.ts';
 import { OneClient, type DownloadReport, type SearchFilters } from '../core/one/one.ts';
 import { spikeSessionDatasets } from '../core/one/spike-datasets.ts';
@@ -57,11 +58,14 @@ export const oneDownload = defineStage({
   version: 1,
   summary: 'Finds sessions through ONE, downloads their spike sorting, trials and behaviour into the ONE cache, and emits spike trains',
   spec: 'SPEC.md §2',
-  inputs: {},
+  inputs: {
+    sessions: { type: 'session-ref', description: 'sessions to load, e.g. from the simulator: each is resolved through a ONE client on its own cache folder', optional: true },
+  },
   outputs: { sessions: { type: 'spike-trains', description: 'one session at a time: spikes and clusters per probe, trials, wheel and motion energy' } },
   params: oneDownloadParams,
   create(p, ctx) {
-    if (p.mode === 'remote' && p.sessions.length === 0 && p.search === null) {
+    const refsIn = ctx.connectedInputs.has('sessions');
+    if (p.mode === 'remote' && p.sessions.length === 0 && p.search === null && !refsIn) {
       throw new Error(`${ctx.nodeId}: remote mode needs 'sessions' or 'search' (it will not download every session of the database)`);
     }
     const client = new OneClient(
@@ -122,37 +126,71 @@ export const oneDownload = defineStage({
       });
     };
 
-    async function* sessions(): AsyncGenerator<SpikeTrains> {
-      const specs = p.sessions.length
-        ? p.sessions
-        : (await client.searchSessions(p.search ? filters(p.search) : {})).map((s) => s.eid ?? join(client.cacheDir, s.relativePath));
-      if (specs.length === 0) log.warn({ mode: client.mode, cacheDir: client.cacheDir, search: p.search }, 'no session matches');
+    // Sessions arriving as references (from the simulator, say) are resolved through a ONE client
+    // on the cache folder they name, in the stage's mode: by eid through the cache tables.
+    const clients = new Map<string, OneClient>();
+    const clientFor = (cacheDir: string | undefined): OneClient => {
+      if (!cacheDir) return client;
+      let c = clients.get(cacheDir);
+      if (!c) {
+        c = new OneClient({ cacheDir, baseUrl: p.baseUrl || undefined, mode: p.mode, parallelDownloads: p.parallelDownloads }, { logger: ctx.logger, signal: ctx.signal });
+        clients.set(cacheDir, c);
+      }
+      return c;
+    };
+    const loadRef = async (ref: SessionRef): Promise<SpikeTrains> => {
+      const c = clientFor(ref.cacheDir);
+      const resolved = await c.resolveSession(ref.eid ?? ref.path);
+      return loadSpikeTrains(resolved.path, { probes: p.probes.length ? p.probes : undefined, sessionId: ref.sessionId, eid: resolved.eid ?? ref.eid, log: (msg) => log.child({ session: ref.sessionId }).info(msg) });
+    };
+
+    async function* sessions(refs: Observable<SessionRef>): AsyncGenerator<SpikeTrains> {
+      const fromParams = p.sessions.length > 0 || p.search !== null || !refsIn;
+      const specs = !fromParams
+        ? []
+        : p.sessions.length
+          ? p.sessions
+          : (await client.searchSessions(p.search ? filters(p.search) : {})).map((s) => s.eid ?? join(client.cacheDir, s.relativePath));
+      if (fromParams && specs.length === 0) log.warn({ mode: client.mode, cacheDir: client.cacheDir, search: p.search }, 'no session matches');
       const bar = ctx.progress('sessions', specs.length);
       let failed = 0;
+      let tried = 0;
+      const attempt = async (spec: string, load: () => Promise<SpikeTrains>): Promise<SpikeTrains | undefined> => {
+        tried++;
+        try {
+          const trains = await load();
+          bar.increment(1, trains.sessionId);
+          return trains;
+        } catch (e) {
+          const msg = `session ${spec}: ${(e as Error).message}`;
+          if (p.failFast) throw new Error(msg, { cause: e });
+          failed++;
+          log.error({ session: spec }, msg);
+          ctx.run.metric(ctx.nodeId, { skippedSession: spec, reason: (e as Error).message });
+          bar.increment(1, 'failed');
+          return undefined;
+        }
+      };
       try {
         for (const spec of specs) {
           if (ctx.signal.aborted) return;
-          let trains: SpikeTrains;
-          try {
-            trains = await loadOne(spec);
-          } catch (e) {
-            const msg = `session ${spec}: ${(e as Error).message}`;
-            if (p.failFast) throw new Error(msg, { cause: e });
-            failed++;
-            log.error({ session: spec }, msg);
-            ctx.run.metric(ctx.nodeId, { skippedSession: spec, reason: (e as Error).message });
-            bar.increment(1, 'failed');
-            continue;
+          const trains = await attempt(spec, () => loadOne(spec));
+          if (trains) yield trains;
+        }
+        if (refsIn) {
+          for await (const ref of ctx.pull(refs)) {
+            if (ctx.signal.aborted) return;
+            bar.setTotal(specs.length + tried + 1);
+            const trains = await attempt(ref.sessionId, () => loadRef(ref));
+            if (trains) yield trains;
           }
-          bar.increment(1, trains.sessionId);
-          yield trains;
         }
       } finally {
         bar.stop();
       }
-      if (failed > 0 && failed === specs.length) throw new Error(`${ctx.nodeId}: none of the ${failed} session(s) could be loaded (see the errors above)`);
+      if (failed > 0 && failed === tried) throw new Error(`${ctx.nodeId}: none of the ${failed} session(s) could be loaded (see the errors above)`);
     }
 
-    return () => ({ sessions: ctx.source(sessions()) });
+    return (inputs) => ({ sessions: ctx.source(sessions(inputs.sessions as Observable<SessionRef>)) });
   },
 });

@@ -102,6 +102,14 @@ test('graph-param references: unknown names and typed substitution errors are lo
   assert.match(out, /inline\.yaml:7:14  nodes\.count\.params\.count  Invalid input: expected number, received string \(value from graph param 'n'\)/);
 });
 
+test('a graph param left as ~ must be given with --set', () => {
+  const text = `params:\n  n: ~\nnodes:\n  count:\n    stage: count-source@1\n    params:\n      count: \${n}\n`;
+  const r = loadGraphText(text, 'req.yaml', registry);
+  assert.match(lines(r).join('\n'), /req\.yaml:7:14  nodes\.count\.params\.count  graph param 'n' has no value: give it with --set n=<value>/);
+  const ok = loadGraphText(text, 'req.yaml', registry, { overrides: { n: '4' } });
+  assert.is(ok.graph!.nodes[0].params.count, 4);
+});
+
 test('structural mistakes: unpinned stage, bad node shape, unknown keys', () => {
   const text = `nodez: {}\nnodes:\n  a:\n    stage: count-source\n  b: 3\n  c:\n    stage: count-source@9\n    param: {}\n`;
   const out = lines(loadGraphText(text, 'x.yaml', registry)).join('\n');

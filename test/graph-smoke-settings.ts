@@ -1,3 +1,7 @@
 // Small settings for the smoke run of each graph in graphs/ (`--set` pairs; $TMP is a fresh
-// temporary folder). A graph without an entry fails the graph tests on purpose.
-export const SMOKE_SETTINGS: Record<string, string[]> = {};
+// temporary folder), or the test file that runs the graph end to end instead. A graph without
+// an entry fails the graph tests on purpose.
+export const SMOKE_SETTINGS: Record<string, string[] | { runBy: string }> = {
+  'quickstart.yaml': ['sessions=1', 'trials=[60,80]', 'neurons=[30,40]'],
+  'bin-session.yaml': { runBy: 'test/bin-session.test.ts' },
+};

@@ -26,10 +26,17 @@ test('every graph validates', () => {
 });
 
 for (const g of graphs) {
+  const settings = SMOKE_SETTINGS[g];
+  if (settings && !Array.isArray(settings)) {
+    test(`graphs/${g} is run end to end by ${settings.runBy}`, () => {
+      assert.match(readFileSync(join(root, settings.runBy), 'utf8'), new RegExp(`graphs/${g.replace('.', '\\.')}`));
+    });
+    continue;
+  }
   test(`smoke run: graphs/${g}`, () => {
     const out = join(tempDir(), g.replace(/\.yaml$/, ''));
     const work = tempDir();
-    const sets = (SMOKE_SETTINGS[g] ?? []).flatMap((s) => ['--set', s.replaceAll('$TMP', work)]);
+    const sets = ((settings as string[] | undefined) ?? []).flatMap((s) => ['--set', s.replaceAll('$TMP', work)]);
     const r = mtm('run', join('graphs', g), '--out', out, ...sets);
     assert.is(r.code, 0, `${r.out}\n${r.err}`);
     const info = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));

@@ -7,6 +7,8 @@ import type { Registry } from '../registry.ts';
 
 export interface GraphCliOptions {
   set?: string[];
+  /** Validation only: required graph params may still be unset. */
+  allowUnsetParams?: boolean;
   plugin?: string[];
   seed?: number;
 }
@@ -36,7 +38,7 @@ export async function loadGraphForCli(file: string, opts: GraphCliOptions): Prom
   const early = [...src.syntaxErrors, ...fromGraph.diagnostics, ...sets.diagnostics];
   if (src.syntaxErrors.length) throw new GraphError(early);
   const registry = await createRegistry({ plugins: [...(opts.plugin ?? []), ...fromGraph.paths] });
-  const { graph, diagnostics } = loadGraphSource(src, registry, { overrides: sets.overrides, seed: opts.seed });
+  const { graph, diagnostics } = loadGraphSource(src, registry, { overrides: sets.overrides, seed: opts.seed, allowUnsetParams: opts.allowUnsetParams });
   const all = [...sets.diagnostics, ...diagnostics];
   if (all.length || !graph) throw new GraphError(all);
   return { graph, registry, overrides: sets.overrides };

@@ -5,6 +5,7 @@ import * as run from './commands/run.ts';
 import * as validate from './commands/validate.ts';
 import * as stages from './commands/stages.ts';
 import * as schema from './commands/schema.ts';
+import * as simulate from './commands/simulate.ts';
 
 export async function main(args: string[]): Promise<number> {
   try {
@@ -15,6 +16,7 @@ export async function main(args: string[]): Promise<number> {
       .command(validate as any)
       .command(stages as any)
       .command(schema as any)
+      .command(simulate as any)
       .demandCommand(1, 'name a command (mtm --help lists them)')
       .strict()
       .help()

@@ -40,6 +40,8 @@ export interface LoadOptions {
   overrides?: Record<string, string>;
   /** Overrides the graph's seed. */
   seed?: number;
+  /** Accept required graph params (~) that are not set (checking a file before its values are known). */
+  allowUnsetParams?: boolean;
 }
 
 const TOP_KEYS = ['name', 'description', 'seed', 'plugins', 'params', 'nodes'];
@@ -296,7 +298,16 @@ export function loadGraphSource(src: GraphSource, registry: Registry, opts: Load
         out.push(src.diag(at, `params must be a mapping, got ${typeName(n.params)}`));
         continue;
       }
-      given = substitute(n.params, at, params, src, out) as Record<string, unknown>;
+      // Substitute param by param: a param whose references failed (already reported) or, when
+      // validating, names a required graph param that is not set yet, is left to the stage default.
+      for (const [k, v] of Object.entries(n.params)) {
+        const probe: Diagnostic[] = [];
+        const value = substitute(v, [...at, k], params, src, probe);
+        const unsetOnly = probe.length > 0 && probe.every((d) => d.message.includes('has no value: give it with --set'));
+        if (unsetOnly && opts.allowUnsetParams) continue;
+        out.push(...probe);
+        if (probe.length === 0) given[k] = value;
+      }
     }
     const fromSet = new Set<string>();
     for (const [k, v] of nodeOverrides.get(id) ?? []) {
@@ -396,6 +407,11 @@ function substitute(value: unknown, at: (string | number)[], params: Record<stri
   if (typeof value === 'string') {
     const whole = REF_RE.exec(value);
     const lookup = (name: string): unknown => {
+      if (Object.hasOwn(params, name) && params[name] === null) {
+        // A graph param left as ~ (null) is one the user must give.
+        out.push(src.diag(at, `graph param '${name}' has no value: give it with --set ${name}=<value>`));
+        return undefined;
+      }
       if (Object.hasOwn(params, name)) return params[name];
       out.push(src.diag(at, `unknown graph param '\${${name}}'${didYouMean(name, Object.keys(params))}; declare it under params:`));
       return undefined;

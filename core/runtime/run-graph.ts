@@ -174,5 +174,6 @@ function nodeContext(node: ResolvedNode, opts: RunGraphOptions, counts: NodeProg
     },
     pull: <T>(stream: Observable<T>) => pulledIterable(stream, () => counts.emit(node.id)),
     architectures: opts.architectures ?? new Map(),
+    connectedInputs: new Set(Object.entries(node.inputs).filter(([, edges]) => edges.length > 0).map(([port]) => port)),
   };
 }

@@ -17,7 +17,8 @@ export async function handler(argv: { graphs: string[]; set?: string[]; plugin?:
   let bad = 0;
   for (const file of argv.graphs) {
     try {
-      const { graph } = await loadGraphForCli(file, argv);
+      // Required graph params (~) may be unset here: they are checked when the graph is run.
+      const { graph } = await loadGraphForCli(file, { ...argv, allowUnsetParams: true });
       process.stdout.write(`ok  ${file}  (${graph.nodes.length} nodes)\n`);
     } catch (e) {
       if (!(e instanceof GraphError)) throw e;

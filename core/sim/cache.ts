@@ -1,0 +1,234 @@
+// Writes simulated sessions as a ONE-layout cache: ALF files per session plus the sessions.pqt and
+// datasets.pqt cache tables, so the ONE client's local mode reads them (SPEC.md §2, embedded default).
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeNpy } from '../io/npy.ts';
+import { writeParquet } from '../io/parquet.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { createRng, hashString, type Rng } from '../rng.ts';
+import type { SessionRef } from '../payloads.ts';
+import { loadAllenRegions } from '../atlas/regions.ts';
+import { DEFAULT_SIZES, simulateSession, TRIAL_ATTRIBUTES, type SimSession, type SimSizes } from './model.ts';
+
+export interface SimulateCacheOptions extends Partial<SimSizes> {
+  /** Root folder of the ONE cache to write. */
+  out: string;
+  /** Number of sessions. */
+  sessions: number;
+  seed: number;
+  /** Keep an existing cache written with the same options instead of simulating again. */
+  reuse?: boolean;
+}
+
+export interface SimulatedSessionInfo {
+  ref: SessionRef;
+  /** Session folder relative to the cache root (<lab>/Subjects/<subject>/<date>/<number>). */
+  sessionPath: string;
+  eid: string;
+  lab: string;
+  subject: string;
+  date: string;
+  number: number;
+  nTrials: number;
+  nNeurons: number;
+  regions: string[];
+  probes: string[];
+  spikes: number;
+}
+
+function sessionRef(cacheDir: string, sessionPath: string, eid: string): SessionRef {
+  return { kind: 'session-ref', sessionId: eid, eid, path: join(cacheDir, sessionPath), cacheDir };
+}
+
+export const SIM_MANIFEST = 'mtm_sim.json';
+const SIM_VERSION = 1;
+const LABS = ['angelakilab', 'churchlandlab', 'cortexlab', 'danlab', 'hoferlab', 'mainenlab', 'mrsicflogellab', 'steinmetzlab', 'wittenlab', 'zadorlab'];
+export const SIM_TASK_PROTOCOL = '_iblrig_tasks_ephysChoiceWorld6.4.2';
+export const SIM_PROJECT = 'ibl_neuropixel_brainwide_01';
+
+/** A random (version 4) UUID drawn from a seeded generator, so eids are reproducible. */
+export function seededUuid(rng: Rng): string {
+  const b = Array.from({ length: 16 }, () => rng.int(256));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = b.map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function dateAfter(base: string, days: number): string {
+  const d = new Date(`${base}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Writes one simulated session's ALF files; returns their paths relative to the session folder. */
+export async function writeSimSession(sim: SimSession, sessionDir: string, seedInfo: Record<string, unknown>): Promise<string[]> {
+  const files: string[] = [];
+  const put = async (rel: string, write: (p: string) => Promise<void>) => {
+    await write(join(sessionDir, rel));
+    files.push(rel);
+  };
+  const trials: Parameters<typeof writeParquet>[1] = {};
+  for (const k of TRIAL_ATTRIBUTES) trials[k] = { type: 'DOUBLE', data: sim.trials[k] };
+  await put('alf/_ibl_trials.table.pqt', (p) => writeParquet(p, trials));
+  await put('alf/_ibl_wheel.timestamps.npy', (p) => writeNpy(p, sim.wheel.times, [sim.wheel.times.length]));
+  await put('alf/_ibl_wheel.position.npy', (p) => writeNpy(p, sim.wheel.position, [sim.wheel.position.length]));
+  await put('alf/_ibl_leftCamera.times.npy', (p) => writeNpy(p, sim.camera.times, [sim.camera.times.length]));
+  await put('alf/leftCamera.ROIMotionEnergy.npy', (p) => writeNpy(p, sim.camera.motionEnergy, [sim.camera.motionEnergy.length]));
+  for (const pr of sim.probes) {
+    const dir = `alf/${pr.probe}/pykilosort`;
+    const n = pr.clusterChannels.length;
+    await put(`${dir}/spikes.times.npy`, (p) => writeNpy(p, pr.times, [pr.times.length]));
+    await put(`${dir}/spikes.clusters.npy`, (p) => writeNpy(p, Float64Array.from(pr.clusters), [pr.clusters.length], { dtype: '<i8' }));
+    await put(`${dir}/clusters.channels.npy`, (p) => writeNpy(p, Float64Array.from(pr.clusterChannels), [n], { dtype: '<i8' }));
+    await put(`${dir}/clusters.depths.npy`, (p) => writeNpy(p, pr.clusterDepthsUm, [n]));
+    await put(`${dir}/clusters.metrics.pqt`, (p) =>
+      writeParquet(p, {
+        cluster_id: { type: 'INT64', data: Array.from({ length: n }, (_, i) => i) },
+        label: { type: 'DOUBLE', data: pr.clusterLabel },
+        firing_rate: { type: 'DOUBLE', data: pr.clusterRateHz },
+      }),
+    );
+    await put(`${dir}/channels.brainLocationIds_ccf_2017.npy`, (p) =>
+      writeNpy(p, Float64Array.from(pr.channelAtlasIds), [pr.channelAtlasIds.length], { dtype: '<i8' }),
+    );
+  }
+  const N = sim.neurons.length;
+  await put('alf/_mtm_sim.trueRates.npy', (p) => writeNpy(p, sim.trueRates, [sim.trials.stimOn_times.length, sim.nSteps, N]));
+  const meta = {
+    description: 'Ground truth of a session written by the mtm-flow simulator (core/sim/model.ts)',
+    trueRates: '_mtm_sim.trueRates.npy: float32 [trial, step, neuron], Hz; step j of trial i covers stimOn_times[i] + gridStartS + [j, j+1) * stepMs / 1000 s; neurons in the order below',
+    stepMs: sim.stepMs,
+    gridStartS: sim.gridStartS,
+    nSteps: sim.nSteps,
+    durationS: sim.durationS,
+    neurons: sim.neurons.map((n) => ({ probe: n.probe, clusterId: n.clusterId, region: n.region >= 0 ? sim.regions[n.region].acronym : 'void', targetRateHz: Number(n.targetRateHz.toFixed(4)) })),
+    regions: sim.regions,
+    coupling: sim.coupling,
+    ...seedInfo,
+  };
+  await put('alf/_mtm_sim.meta.json', (p) => writeFileAtomic(p, JSON.stringify(meta, null, 1) + '\n'));
+  return files;
+}
+
+function resolvedSizes(o: SimulateCacheOptions): SimSizes {
+  const s: SimSizes = { ...DEFAULT_SIZES };
+  for (const k of Object.keys(DEFAULT_SIZES) as (keyof SimSizes)[]) {
+    if (o[k] !== undefined) (s as unknown as Record<string, unknown>)[k] = o[k];
+  }
+  const range = (name: keyof SimSizes, min: number) => {
+    const [a, b] = s[name] as readonly [number, number];
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < min || b < a) throw new Error(`simulator: '${name}' must be integers [min, max] with ${min} <= min <= max (got ${a}, ${b})`);
+  };
+  range('trials', 1);
+  range('neurons', 1);
+  range('regions', 1);
+  if (s.neurons[0] < 3 * s.regions[1]) throw new Error(`simulator: 'neurons' minimum ${s.neurons[0]} is too small for ${s.regions[1]} regions (3 neurons each at least)`);
+  if (!(s.simDtMs > 0 && s.stepMs > 0)) throw new Error('simulator: simDtMs and stepMs must be positive');
+  return s;
+}
+
+/**
+ * Simulates `sessions` sessions into a ONE cache at `out`. The same options and seed always give
+ * the same bytes. With `reuse`, a cache already written with identical options is kept.
+ */
+export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: SimulatedSessionInfo) => void): Promise<SimulatedSessionInfo[]> {
+  const sizes = resolvedSizes(o);
+  const manifestPath = join(o.out, SIM_MANIFEST);
+  const fingerprint = { version: SIM_VERSION, sessions: o.sessions, seed: o.seed, sizes };
+  if (o.reuse && existsSync(manifestPath)) {
+    try {
+      const prev = JSON.parse(await readFile(manifestPath, 'utf8'));
+      if (JSON.stringify(prev.fingerprint) === JSON.stringify(fingerprint) && Array.isArray(prev.sessions)) {
+        const infos = (prev.sessions as Omit<SimulatedSessionInfo, 'ref'>[]).map((i) => ({ ...i, ref: sessionRef(o.out, i.sessionPath, i.eid) }));
+        if (infos.every((s) => existsSync(join(s.ref.path, 'alf', '_mtm_sim.meta.json')))) {
+          for (const i of infos) onSession?.(i);
+          return infos;
+        }
+      }
+    } catch {
+      // An unreadable manifest just means simulating again.
+    }
+  }
+  const regions = await loadAllenRegions();
+  const atlasIdOf = (acronym: string) => {
+    const id = regions.idOf(acronym);
+    if (id === undefined) throw new Error(`simulator: region '${acronym}' is not in the atlas`);
+    return id;
+  };
+  const meta = createRng(hashString('sessions', o.seed >>> 0));
+  const sessionRows: Record<string, (string | number)[]> = { id: [], lab: [], subject: [], date: [], number: [], task_protocol: [], projects: [] };
+  const datasetRows: Record<string, (string | number | boolean)[]> = { eid: [], id: [], rel_path: [], session_path: [], file_size: [], hash: [], exists: [], qc: [] };
+  const infos: SimulatedSessionInfo[] = [];
+  for (let s = 0; s < o.sessions; s++) {
+    const eid = seededUuid(meta);
+    const lab = LABS[meta.int(LABS.length)];
+    const subject = `SIM${String(s + 1).padStart(3, '0')}`;
+    const date = dateAfter('2024-01-08', s + meta.int(3));
+    const number = 1;
+    const sessionPath = `${lab}/Subjects/${subject}/${date}/${String(number).padStart(3, '0')}`;
+    const dir = join(o.out, sessionPath);
+    const sessionSeed = hashString(`session ${s}`, o.seed >>> 0);
+    const sim = simulateSession(sessionSeed, sizes, atlasIdOf);
+    const files = await writeSimSession(sim, dir, { seed: o.seed, sessionIndex: s, sessionSeed, eid, sizes });
+    for (const rel of files) {
+      const bytes = await readFile(join(dir, rel));
+      datasetRows.eid.push(eid);
+      datasetRows.id.push(seededUuid(meta));
+      datasetRows.rel_path.push(rel);
+      datasetRows.session_path.push(sessionPath);
+      datasetRows.file_size.push((await stat(join(dir, rel))).size);
+      datasetRows.hash.push(createHash('md5').update(bytes).digest('hex'));
+      datasetRows.exists.push(true);
+      datasetRows.qc.push('NOT_SET');
+    }
+    sessionRows.id.push(eid);
+    sessionRows.lab.push(lab);
+    sessionRows.subject.push(subject);
+    sessionRows.date.push(date);
+    sessionRows.number.push(number);
+    sessionRows.task_protocol.push(SIM_TASK_PROTOCOL);
+    sessionRows.projects.push(SIM_PROJECT);
+    const info: SimulatedSessionInfo = {
+      ref: sessionRef(o.out, sessionPath, eid),
+      sessionPath,
+      eid,
+      lab,
+      subject,
+      date,
+      number,
+      nTrials: sim.trials.stimOn_times.length,
+      nNeurons: sim.neurons.length,
+      regions: sim.regions.map((r) => r.acronym),
+      probes: sim.probes.map((p) => p.probe),
+      spikes: sim.probes.reduce((n, p) => n + p.times.length, 0),
+    };
+    infos.push(info);
+    onSession?.(info);
+  }
+  await writeParquet(join(o.out, 'sessions.pqt'), {
+    id: { type: 'STRING', data: sessionRows.id },
+    lab: { type: 'STRING', data: sessionRows.lab },
+    subject: { type: 'STRING', data: sessionRows.subject },
+    date: { type: 'STRING', data: sessionRows.date },
+    number: { type: 'INT64', data: sessionRows.number },
+    task_protocol: { type: 'STRING', data: sessionRows.task_protocol },
+    projects: { type: 'STRING', data: sessionRows.projects },
+  });
+  await writeParquet(join(o.out, 'datasets.pqt'), {
+    eid: { type: 'STRING', data: datasetRows.eid },
+    id: { type: 'STRING', data: datasetRows.id },
+    rel_path: { type: 'STRING', data: datasetRows.rel_path },
+    session_path: { type: 'STRING', data: datasetRows.session_path },
+    file_size: { type: 'INT64', data: datasetRows.file_size },
+    hash: { type: 'STRING', data: datasetRows.hash },
+    exists: { type: 'BOOLEAN', data: datasetRows.exists },
+    qc: { type: 'STRING', data: datasetRows.qc },
+  });
+  // Paths stay relative so the cache can move and two caches of one seed are identical.
+  const portable = infos.map(({ ref: _ref, ...rest }) => rest);
+  await writeFileAtomic(manifestPath, JSON.stringify({ fingerprint, sessions: portable }, null, 1) + '\n');
+  return infos;
+}
