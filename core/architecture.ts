@@ -30,6 +30,12 @@ export interface ModelInput {
 export interface ForwardOptions {
   /** Dropout on when true; evaluation passes false. */
   training: boolean;
+  /**
+   * Seeds this call's dropout draws. The trainer passes one per step (derived from the graph
+   * seed and the step number), so a run resumed from a checkpoint drops exactly the units an
+   * uninterrupted run would. Without it the model draws from its own seeded generator.
+   */
+  seed?: number;
 }
 
 /** A built model: weights it owns, and a forward pass from masked counts to log-rates. */
@@ -78,7 +84,11 @@ export interface ArchitectureContribution<S extends z.ZodObject = z.ZodObject> {
   summary: string;
   /** How the model cuts (time x neurons) into tokens, for docs and `mtm stages`. */
   tokenLayout: string;
-  /** Config schema: every field has a default and a description (like a stage's params). */
+  /**
+   * Config schema: every field has a default and a description (like a stage's params). By
+   * convention an architecture with MtM prompt tokens has a boolean `promptTokens` field: the
+   * training stage sets it from its `prompts` param when the user's config leaves it out.
+   */
   configSchema: S;
   /**
    * Builds a model with fresh weights. `config` is validated with configSchema (defaults filled);

@@ -1,5 +1,6 @@
 // The closed set of payload types that travel on graph edges (DESIGN.md example 2).
 // Every port names one of these; the loader refuses an edge whose two ends disagree.
+import type { SessionSpec } from './architecture.ts';
 
 export const PAYLOAD_TYPES = {
   'session-ref': 'a recording session to process: its id and folder in a ONE-layout cache',
@@ -111,6 +112,27 @@ export interface BinnedSession {
 }
 
 export type { MaskedBatch } from './masking/types.ts';
+
+/** A trained model on disk (tfjs layout: model.json + weights.bin) and what it was trained on. */
+export interface ModelRef {
+  kind: 'model';
+  /** Folder holding model.json and weights.bin; its metadata repeats the fields below. */
+  path: string;
+  /** Architecture name ('ndt1'): look it up in ctx.architectures to rebuild the model. */
+  architecture: string;
+  /** The architecture's config with every default filled. */
+  config: Record<string, unknown>;
+  /** Sessions the model has per-session weights for, in the order they were added. */
+  sessions: SessionSpec[];
+  /** Which variant it is (e.g. 'mtm', 'temporal'). */
+  label?: string;
+  /** 1-based epoch whose weights these are (the best one), and the loss that chose it. */
+  epoch: number;
+  score: number;
+  scoreOn: 'val' | 'train';
+  trainLoss: number;
+  valLoss?: number;
+}
 
 export interface Metrics {
   kind: 'metrics';

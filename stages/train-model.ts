@@ -246,7 +246,8 @@ async function trainLoop(
     perEpoch = first.batchesInEpoch;
     const fingerprint = {
       architecture: p.architecture,
-      config: p.config,
+      // Defaults filled, so spelling out a default on the rerun is not a different training.
+      config: arch.configSchema.parse(p.config),
       prompts: p.prompts,
       learningRate: p.learningRate,
       weightDecay: p.weightDecay,
@@ -268,6 +269,7 @@ async function trainLoop(
         model = modelFromSaved(checkpoint.saved, ctx.architectures, join(lastDir, 'model.json'), ctx.seed);
         opt.load(checkpoint.optimizer);
         state = checkpoint.state;
+        if (p.label) state.label = p.label;
       } finally {
         checkpoint.dispose();
       }
@@ -391,7 +393,13 @@ async function trainLoop(
         break;
       }
     }
-    if (!sawBatch) throw fail(ctx, `no training batches arrived on 'train' (does the sampler's split have trials?)`);
+    if (!sawBatch) {
+      if (ctx.signal.aborted) {
+        log.warn('interrupted before the first training batch: nothing trained');
+        return undefined;
+      }
+      throw fail(ctx, `no training batches arrived on 'train' (does the sampler's split have trials?)`);
+    }
     const s = state!;
     if (!s.finished && (interrupted || ctx.signal.aborted)) {
       bar?.stop();
@@ -427,6 +435,7 @@ async function trainLoop(
     };
   } finally {
     bar?.stop();
+    checkpoint?.dispose(); // unused when no batch arrived; disposing twice is harmless
     model?.dispose();
     opt.dispose();
   }

@@ -54,6 +54,8 @@ export interface MaskedBatch {
   split: Split;
   /** 0-based epoch this batch belongs to. */
   epoch: number;
+  /** Epochs the sampler produces in all: with batchesInEpoch, the length of a training schedule. */
+  epochs: number;
   /** Position of this batch in its epoch (all sessions counted), and the epoch's batch count. */
   batchIndex: number;
   batchesInEpoch: number;

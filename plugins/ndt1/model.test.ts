@@ -47,7 +47,7 @@ function maskedBatch(mode: MaskingMode, seed: number, sessionId = 's1'): MaskedB
   const shape = { trials: B, bins: T, neurons: N };
   const d = sampleMask(shape, regions, mode, createRng(seed));
   return {
-    kind: 'masked-batch', sessionId, split: 'train', epoch: 0, batchIndex: 0, batchesInEpoch: 1,
+    kind: 'masked-batch', sessionId, split: 'train', epoch: 0, epochs: 1, batchIndex: 0, batchesInEpoch: 1,
     trialIndex: Int32Array.from({ length: B }, (_, i) => i), shape, binSizeMs: 20,
     input: applyMask(target, d.masked), target, lossMask: d.lossMask, masked: d.masked, mode: d.mode, causal: d.causal, maskedRegion: d.region, regions,
   };
@@ -110,6 +110,22 @@ test('one Adam step lowers the loss on Poisson counts; training approaches the k
   for (let i = 0; i < 40; i++) step(model, opt, maskedBatch('temporal', 10 + i));
   assert.ok(loss(model, batch, false) < after - 0.05, 'keeps improving over steps');
   opt.dispose();
+  model.dispose();
+});
+
+test('dropout follows ForwardOptions.seed when given (resumable training), the model\'s own generator otherwise', () => {
+  const model = build({ dropout: 0.3, embedDropout: 0.3 });
+  const x: ModelInput = { sessionId: 's1', input: tf.tensor3d(maskedBatch('neuron', 4).input, [B, T, N]), mode: 'neuron', causal: false };
+  const run = (seed?: number) => {
+    const y = model.forward(x, { training: true, seed });
+    const v = Array.from(y.dataSync());
+    y.dispose();
+    return v;
+  };
+  assert.equal(run(11), run(11), 'same seed, same dropout');
+  assert.not.equal(run(11), run(12));
+  assert.not.equal(run(), run(), 'unseeded calls draw on');
+  x.input.dispose();
   model.dispose();
 });
 

@@ -103,7 +103,8 @@ export class Ndt1Model implements ArchitectureModel {
     if (n !== st.spec.nNeurons) throw new Error(`ndt1: batch of session ${x.sessionId} has ${n} neurons, its stitcher ${st.spec.nNeurons}`);
     if (t > this.config.maxBins) throw new Error(`ndt1: batch has ${t} bins, the position embedding ${this.config.maxBins}`);
     const d = this.config.dModel;
-    const ctx: ForwardContext = { training: opts.training, rng: this.dropoutRng };
+    const rng = opts.training && opts.seed !== undefined ? createRng(opts.seed) : this.dropoutRng;
+    const ctx: ForwardContext = { training: opts.training, rng };
     return tf.tidy(() => {
       const embedded = st.in2.apply(softsign(st.in1.apply(x.input)));
       let tokens = tf.add(embedded, tf.slice(this.position, [0, 0], [t, d])) as tf.Tensor3D;

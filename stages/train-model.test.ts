@@ -1,0 +1,205 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ArchitectureContribution } from '../core/architecture.ts';
+import type { BinnedSession, Metrics, ModelRef, NeuronInfo, Split } from '../core/payloads.ts';
+import type { MaskedBatch } from '../core/masking/types.ts';
+import { checkStageDescriptor } from '../core/registry.ts';
+import { pulledIterable } from '../core/runtime/demand.ts';
+import { createRng } from '../core/rng.ts';
+import { runStage, tempDir, testContext } from '../core/testing.ts';
+import { initBackend } from '../core/tensor/backend.ts';
+import { ndt1Architecture } from '../plugins/ndt1/architecture.ts';
+import { maskingSampler } from './masking-sampler.ts';
+import { trainModel } from './train-model.ts';
+
+await initBackend();
+
+const T = 8;
+const archs = new Map<string, ArchitectureContribution>([['ndt1', ndt1Architecture as ArchitectureContribution]]);
+const tiny = { dModel: 16, layers: 1, heads: 2, mlpDim: 16, maxBins: T };
+
+/** A session whose counts come from a known per-neuron rate with a bump in the middle bins. */
+function session(id: string, nNeurons: number, seed: number): BinnedSession {
+  const nTrials = 20;
+  const rng = createRng(seed);
+  const counts = new Int32Array(nTrials * T * nNeurons);
+  for (let t = 0; t < nTrials; t++) {
+    for (let b = 0; b < T; b++) for (let n = 0; n < nNeurons; n++) counts[(t * T + b) * nNeurons + n] = rng.poisson(Math.exp(-0.5 + 0.2 * n + (b > 2 && b < 6 ? 0.8 : 0)));
+  }
+  const neurons: NeuronInfo[] = Array.from({ length: nNeurons }, (_, n) => ({
+    probe: 'probe00', clusterId: n, atlasId: 1, acronym: ['CA1', 'LP', 'VISp'][n % 3], beryl: 'CA1', cosmos: 'HPF', depthUm: 10 * n, good: true,
+  }));
+  const split: Split[] = Array.from({ length: nTrials }, (_, t) => (t < 12 ? 'train' : t < 16 ? 'val' : 'test'));
+  return {
+    kind: 'binned-session', sessionId: id, binSizeMs: 20, windowS: [0, 0.16], nTrials, nBins: T, nNeurons, counts,
+    trials: { trialIndex: Int32Array.from({ length: nTrials }, (_, i) => i), split, columns: {} }, neurons, perBin: {},
+  };
+}
+
+const sessions = [session('s1', 6, 1), session('s2', 5, 2)];
+
+async function batches(params: Record<string, unknown>): Promise<MaskedBatch[]> {
+  const out = await runStage(maskingSampler, { batchSize: 4, ...params }, { sessions }, testContext('sampler', 3));
+  return out.batches as MaskedBatch[];
+}
+
+const trainBatches = await batches({ epochs: 3, mode: 'mtm' });
+const valBatches = await batches({ split: 'val', epochs: 1, mode: 'mtm' });
+
+interface Run {
+  model: ModelRef[];
+  metrics: Metrics[];
+  root: string;
+  lines: Record<string, any>[];
+}
+
+function context(root: string, seed = 7) {
+  const ctx = testContext('train', seed, root);
+  ctx.architectures = archs;
+  return ctx;
+}
+
+async function train(params: Record<string, unknown>, inputs: Record<string, unknown[]>, opts: { root?: string; seed?: number; abortAfter?: number } = {}): Promise<Run> {
+  const root = opts.root ?? tempDir();
+  const ctx = context(root, opts.seed);
+  if (opts.abortAfter) {
+    const ac = new AbortController();
+    ctx.signal = ac.signal;
+    let taken = 0;
+    ctx.pull = (s) => pulledIterable(s, () => void (++taken === opts.abortAfter && ac.abort()));
+  }
+  const out = await runStage(trainModel, { config: tiny, learningRate: 3e-3, ...params }, inputs, ctx);
+  const file = join(root, 'metrics.jsonl');
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : [];
+  return { model: out.model as ModelRef[], metrics: out.metrics as Metrics[], root, lines };
+}
+
+const artifact = (r: Run, ...p: string[]) => join(r.root, 'artifacts', 'train', ...p);
+const bytes = (r: Run, ...p: string[]) => readFileSync(artifact(r, ...p));
+
+test('descriptor: ports, defaults and descriptions', () => {
+  checkStageDescriptor(trainModel);
+  assert.ok(trainModel.inputs.val.collect && trainModel.inputs.val.optional);
+  assert.ok(trainModel.inputs.sessions.collect && trainModel.inputs.sessions.optional);
+  assert.not.ok(trainModel.inputs.train.collect);
+});
+
+test('unknown architecture and bad config fields are errors naming them', () => {
+  const ctx = context(tempDir());
+  assert.throws(() => trainModel.create(trainModel.params.parse({ architecture: 'ndt9' }), ctx), /unknown architecture 'ndt9' \(did you mean 'ndt1'\?\); registered: 'ndt1'/);
+  assert.throws(() => trainModel.create(trainModel.params.parse({ config: { dModel: 'big' } }), ctx), /config\.dModel: .*expected number/);
+  assert.throws(() => trainModel.create(trainModel.params.parse({ config: { dmodel: 8 } }), ctx), /config\.dmodel: not a field of ndt1 \(did you mean 'dModel'\?\)/);
+  assert.throws(() => trainModel.create(trainModel.params.parse({ prompts: false, config: { promptTokens: true } }), ctx), /prompts is false but config\.promptTokens is true/);
+});
+
+test('trains: one metrics item per epoch, the best model at the end, checkpoints on disk, no tensor leak', async () => {
+  const r = await train({}, { train: trainBatches, val: valBatches, sessions });
+  assert.is(r.metrics.length, 3);
+  assert.equal(r.metrics.map((m) => m.values.epoch), [1, 2, 3]);
+  for (const m of r.metrics) {
+    assert.is(m.label, 'mtm', 'label derived from the mixed modes');
+    for (const k of ['trainLoss', 'valLoss', 'lr', 'seconds', 'step']) assert.ok(Number.isFinite(m.values[k]), k);
+  }
+  assert.ok(r.metrics[2].values.trainLoss < r.metrics[0].values.trainLoss, 'train loss falls');
+  assert.is(r.metrics[2].values.step, 3 * trainBatches.filter((b) => b.epoch === 0).length);
+  assert.is(r.model.length, 1);
+  const m = r.model[0];
+  assert.is(m.kind, 'model');
+  assert.is(m.path, artifact(r, 'best'));
+  assert.is(m.scoreOn, 'val');
+  assert.is(m.config.promptTokens, true, 'auto prompts: on for mtm batches');
+  assert.equal(m.sessions.map((s) => s.sessionId), ['s1', 's2']);
+  const bestEpoch = r.metrics.reduce((a, x) => (x.values.valLoss < a.values.valLoss ? x : a));
+  assert.is(m.epoch, bestEpoch.values.epoch, 'best = lowest validation loss');
+  assert.is(m.valLoss, bestEpoch.values.valLoss);
+  for (const f of ['model.json', 'weights.bin']) assert.ok(existsSync(join(m.path, f)));
+  for (const f of ['model.json', 'weights.bin', 'optimizer.bin', 'training.json']) assert.ok(existsSync(artifact(r, 'last', f)));
+  const meta = JSON.parse(readFileSync(join(m.path, 'model.json'), 'utf8')).userDefinedMetadata;
+  assert.is(meta.neurons.s2.length, 5, 'neuron layout of the sessions port is saved');
+  assert.is(meta.neurons.s1[1].acronym, 'LP');
+  // metrics.jsonl: one line per epoch, with the tensor count flat from epoch to epoch.
+  assert.is(r.lines.length, 3);
+  assert.equal(new Set(r.lines.map((l) => l.tensors)).size, 1, `tensors per epoch: ${r.lines.map((l) => l.tensors)}`);
+});
+
+test('same seed, same weights; another seed, other weights', async () => {
+  const a = await train({}, { train: trainBatches });
+  const b = await train({}, { train: trainBatches });
+  const c = await train({}, { train: trainBatches }, { seed: 8 });
+  assert.ok(bytes(a, 'last', 'weights.bin').equals(bytes(b, 'last', 'weights.bin')));
+  assert.not.ok(bytes(a, 'last', 'weights.bin').equals(bytes(c, 'last', 'weights.bin')));
+  assert.is(a.model[0].scoreOn, 'train', 'no val batches: best on the train loss');
+});
+
+test('interrupted mid-epoch, then rerun into the same folder: resumes at that batch and ends with identical weights', async () => {
+  const full = await train({}, { train: trainBatches, val: valBatches });
+  const perEpoch = trainBatches.filter((b) => b.epoch === 0).length;
+  const cut = await train({}, { train: trainBatches, val: valBatches }, { abortAfter: perEpoch + 2 });
+  assert.is(cut.model.length, 0, 'no model emitted when interrupted');
+  assert.is(cut.metrics.length, 1, 'one epoch finished');
+  const state = JSON.parse(readFileSync(artifact(cut, 'last', 'training.json'), 'utf8')).state;
+  assert.equal([state.epoch, state.nextBatch, state.step], [1, 2, perEpoch + 2]);
+  const resumed = await train({}, { train: trainBatches, val: valBatches }, { root: cut.root });
+  assert.is(resumed.lines.length, 3, 'epoch 1 was not trained again (one metrics line per epoch in all)');
+  assert.equal(resumed.metrics.map((m) => m.values.epoch), [1, 2, 3], 'the metrics port replays the finished epochs');
+  assert.equal(resumed.metrics.map((m) => m.values.valLoss), full.metrics.map((m) => m.values.valLoss));
+  assert.ok(bytes(resumed, 'last', 'weights.bin').equals(bytes(full, 'last', 'weights.bin')), 'final weights equal the uninterrupted run');
+  assert.ok(bytes(resumed, 'last', 'optimizer.bin').equals(bytes(full, 'last', 'optimizer.bin')));
+  assert.ok(bytes(resumed, 'best', 'weights.bin').equals(bytes(full, 'best', 'weights.bin')));
+  assert.equal({ ...resumed.model[0], path: '' }, { ...full.model[0], path: '' });
+
+  // A finished run rerun again trains nothing and emits the same model.
+  const again = await train({}, { train: trainBatches, val: valBatches }, { root: cut.root });
+  assert.is(again.lines.length, 3);
+  assert.equal(again.model, resumed.model);
+  // A different training in the same folder is refused, not mixed.
+  try {
+    await train({ learningRate: 1e-2 }, { train: trainBatches }, { root: cut.root });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /holds a checkpoint of a different training \(learningRate 0\.003 there, 0\.01 now\)/);
+  }
+});
+
+test('early stopping after `patience` epochs without improvement keeps the best epoch', async () => {
+  // A learning rate far below float32 resolution leaves the weights, hence the loss, unchanged.
+  const r = await train({ learningRate: 1e-14, patience: 2 }, { train: await batches({ epochs: 5, mode: 'mtm' }), val: valBatches });
+  assert.equal(r.metrics.map((m) => m.values.best), [1, 0, 0], 'stopped after 3 of 5 epochs');
+  assert.is(r.model[0].epoch, 1);
+  const state = JSON.parse(readFileSync(artifact(r, 'last', 'training.json'), 'utf8')).state;
+  assert.is(state.stopReason, 'early-stop');
+  const six = await batches({ epochs: 6, mode: 'temporal' });
+  const s = await train({ learningRate: 1e-14, patience: 2 }, { train: six });
+  assert.is(s.metrics.length, 3, 'stopped after 3 of 6 epochs');
+  assert.is(s.model[0].config.promptTokens, false, 'auto prompts: off for temporal batches');
+  assert.is(s.model[0].label, 'temporal');
+});
+
+test('a NaN loss stops training with node, epoch, step and session named; the last good checkpoint stays', async () => {
+  const perEpoch = trainBatches.filter((b) => b.epoch === 0).length;
+  const poisoned = trainBatches.map((b) => (b.epoch === 1 && b.batchIndex === 1 ? { ...b, input: b.input.map((x, i) => (i === 0 ? NaN : x)) } : b));
+  const root = tempDir();
+  try {
+    await train({}, { train: poisoned }, { root });
+    assert.unreachable();
+  } catch (e) {
+    const bad = poisoned.find((b) => b.epoch === 1 && b.batchIndex === 1)!;
+    assert.match((e as Error).message, new RegExp(`train-model 'train': loss is NaN at epoch 2, step ${perEpoch + 2} \\(batch 2/${perEpoch}, session ${bad.sessionId}`));
+    assert.match((e as Error).message, /last good checkpoint is .*last \(epoch 1\)/);
+  }
+  const state = JSON.parse(readFileSync(join(root, 'artifacts', 'train', 'last', 'training.json'), 'utf8')).state;
+  assert.equal([state.epoch, state.step], [1, perEpoch]);
+});
+
+test('an empty train stream is an error, not a silent empty model', async () => {
+  try {
+    await train({}, { train: [] });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /no training batches arrived on 'train'/);
+  }
+});
+
+test.run();
