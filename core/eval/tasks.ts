@@ -1,0 +1,338 @@
+// The four activity tasks of SPEC.md §5 (co-smoothing, forward prediction, inter-region,
+// intra-region) on the test split: fixed masks (no random masking), eval-mode forward passes,
+// bits/spike on the held-out entries.
+//
+// Decisions, made here:
+// - Work is a list of jobs (test trial, task mask). A batch stacks jobs along the batch axis, so
+//   leave-one-out tasks run many (trial, left-out neuron) pairs per forward pass while every copy
+//   still has exactly one neuron left out.
+// - The model is reached through a `LogRatePredictor`, which also receives the session trial of
+//   each batch row: oracles and tests can answer without a model (see modelPredictor).
+// - Prompts: each task's prompt is a parameter (defaults: neuron, causal, inter-region,
+//   intra-region). A model without prompt tokens (config `promptTokens: false`) is evaluated with
+//   mode 'temporal' for every task: it has no prompt to pick, and 'temporal' is the mode that
+//   means "no prompt". Causal attention goes with the causal prompt, as in training (the sampler
+//   sets it exactly for causal batches); so a temporal-only model predicts the zeroed last bins
+//   with the bidirectional attention it was trained with. Nothing leaks: those bins are zero in
+//   the input for every neuron.
+// - Inter-region needs two regions (zeroing the only region zeroes the whole input): with one it
+//   is skipped and says so. Neurons without a region label form the region 'unlabelled', as in
+//   the masking sampler, so the masks match training.
+import type { ArchitectureModel } from '../architecture.ts';
+import type { BinnedSession } from '../payloads.ts';
+import type { MaskingMode } from '../masking/types.ts';
+import { bitsPerSpike, type BpsResult } from './bps.ts';
+import * as tf from '../tensor/tf.ts';
+
+export type EvalTask = 'coSmoothing' | 'forwardPrediction' | 'interRegion' | 'intraRegion';
+export const EVAL_TASKS: readonly EvalTask[] = ['coSmoothing', 'forwardPrediction', 'interRegion', 'intraRegion'];
+
+/** snake_case stem of each task's metric keys (co_smoothing_bps, ...). */
+export const TASK_METRIC: Record<EvalTask, string> = {
+  coSmoothing: 'co_smoothing',
+  forwardPrediction: 'forward_prediction',
+  interRegion: 'inter_region',
+  intraRegion: 'intra_region',
+};
+
+/** The prompt each task uses on a model with prompt tokens (SPEC.md §5). */
+export const DEFAULT_TASK_PROMPTS: Record<EvalTask, MaskingMode> = {
+  coSmoothing: 'neuron',
+  forwardPrediction: 'causal',
+  interRegion: 'inter-region',
+  intraRegion: 'intra-region',
+};
+
+export type RegionLevel = 'acronym' | 'beryl' | 'cosmos';
+
+/** Region label per neuron at `level`; unlabelled neurons share one region, as in the masking sampler. */
+export function regionLabels(s: Pick<BinnedSession, 'neurons'>, level: RegionLevel = 'acronym'): string[] {
+  return s.neurons.map((n) => n[level] || 'unlabelled');
+}
+
+/** Whether a model has learned prompt tokens; architectures that do not say are assumed to. */
+export function hasPromptTokens(model: Pick<ArchitectureModel, 'config'>): boolean {
+  return model.config.promptTokens !== false;
+}
+
+/** The mode and attention a task runs with, given the requested prompt and the model. */
+export function resolvePrompt(prompt: MaskingMode, promptTokens: boolean): { mode: MaskingMode; causal: boolean } {
+  const mode = promptTokens ? prompt : 'temporal';
+  return { mode, causal: mode === 'causal' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Masks. One trial's mask, row-major [bin][neuron]; every test trial gets the same one.
+
+export interface TrialMask {
+  /** 1 where the input is zeroed. */
+  masked: Uint8Array;
+  /** 1 where the prediction is scored. */
+  scored: Uint8Array;
+}
+
+function columnMask(nBins: number, nNeurons: number, pick: (n: number) => boolean): Uint8Array {
+  const out = new Uint8Array(nBins * nNeurons);
+  for (let n = 0; n < nNeurons; n++) {
+    if (!pick(n)) continue;
+    for (let t = 0; t < nBins; t++) out[t * nNeurons + n] = 1;
+  }
+  return out;
+}
+
+/** Co-smoothing: neuron `neuron` zeroed in every bin, and only it scored. */
+export function coSmoothingMask(nBins: number, nNeurons: number, neuron: number): TrialMask {
+  const m = columnMask(nBins, nNeurons, (n) => n === neuron);
+  return { masked: m, scored: m };
+}
+
+/** Forward prediction: the last `heldOutBins` bins zeroed for every neuron, and scored. */
+export function forwardPredictionMask(nBins: number, nNeurons: number, heldOutBins: number): TrialMask {
+  if (!(Number.isInteger(heldOutBins) && heldOutBins >= 1 && heldOutBins < nBins)) {
+    throw new Error(`forward prediction: heldOutBins must be an integer in [1, ${nBins - 1}] for ${nBins} bins, got ${heldOutBins}`);
+  }
+  const m = new Uint8Array(nBins * nNeurons);
+  m.fill(1, (nBins - heldOutBins) * nNeurons);
+  return { masked: m, scored: m };
+}
+
+/** Inter-region: every neuron of `region` zeroed and scored; the other regions predict it. */
+export function interRegionMask(regions: readonly string[], nBins: number, region: string): TrialMask {
+  const m = columnMask(nBins, regions.length, (n) => regions[n] === region);
+  return { masked: m, scored: m };
+}
+
+/** Intra-region: everything outside `region` zeroed, plus `neuron` (inside it), which alone is scored. */
+export function intraRegionMask(regions: readonly string[], nBins: number, region: string, neuron: number): TrialMask {
+  if (regions[neuron] !== region) throw new Error(`intra-region: neuron ${neuron} is in region '${regions[neuron]}', not '${region}'`);
+  const masked = columnMask(nBins, regions.length, (n) => regions[n] !== region || n === neuron);
+  return { masked, scored: columnMask(nBins, regions.length, (n) => n === neuron) };
+}
+
+/** A task as a list of masks, each applied to every test trial. */
+export interface TaskPlan {
+  count: number;
+  mask(k: number): TrialMask;
+  /** Set when the task cannot run on this session. */
+  skipped?: string;
+}
+
+/**
+ * The masks of a task. `leaveOut` restricts the leave-one-out tasks (co-smoothing, intra-region)
+ * to those neurons, e.g. a seeded subset when every neuron would take too long; the others are
+ * then not scored by those tasks.
+ */
+export function planTask(task: EvalTask, nBins: number, regions: readonly string[], forwardBins: number, leaveOut?: readonly number[]): TaskPlan {
+  const nNeurons = regions.length;
+  const names = [...new Set(regions)].sort();
+  const chosen = leaveOut ? new Set(leaveOut) : undefined;
+  if (leaveOut) for (const n of leaveOut) if (!(Number.isInteger(n) && n >= 0 && n < nNeurons)) throw new Error(`leaveOut: neuron ${n} is not in [0, ${nNeurons})`);
+  switch (task) {
+    case 'coSmoothing': {
+      const order = leaveOut ? [...chosen!].sort((a, b) => a - b) : [...Array(nNeurons).keys()];
+      return { count: order.length, mask: (k) => coSmoothingMask(nBins, nNeurons, order[k]) };
+    }
+    case 'forwardPrediction':
+      forwardPredictionMask(nBins, nNeurons, forwardBins); // validates before any work
+      return { count: 1, mask: () => forwardPredictionMask(nBins, nNeurons, forwardBins) };
+    case 'interRegion':
+      if (names.length < 2) return { count: 0, mask: () => { throw new Error('no masks'); }, skipped: `needs at least two regions, the session has ${names.length} (${names.join(', ') || 'none'})` };
+      return { count: names.length, mask: (k) => interRegionMask(regions, nBins, names[k]) };
+    case 'intraRegion': {
+      // Neurons grouped by region, so consecutive jobs share the region's outside mask pattern.
+      const order = names.flatMap((r) => regions.flatMap((x, n) => (x === r && (!chosen || chosen.has(n)) ? [n] : [])));
+      return { count: order.length, mask: (k) => intraRegionMask(regions, nBins, regions[order[k]], order[k]) };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a task.
+
+export interface PredictRequest {
+  /** Masked counts [B, T, N]. */
+  input: tf.Tensor3D;
+  mode: MaskingMode;
+  causal: boolean;
+  /** Session trial (row of `counts`) each batch row is a copy of. */
+  rows: Int32Array;
+}
+
+/** Log-rates [B, T, N] for a batch; called inside tf.tidy, so it may create tensors freely. */
+export type LogRatePredictor = (req: PredictRequest) => tf.Tensor3D;
+
+/** A predictor running the model's forward pass in eval mode (no dropout). */
+export function modelPredictor(model: Pick<ArchitectureModel, 'forward'>, sessionId: string): LogRatePredictor {
+  return (r) => model.forward({ sessionId, input: r.input, mode: r.mode, causal: r.causal }, { training: false });
+}
+
+/** Session trial rows of the test split, in session order. */
+export function testRows(s: Pick<BinnedSession, 'trials' | 'nTrials'>): Int32Array {
+  const rows: number[] = [];
+  for (let t = 0; t < s.nTrials; t++) if (s.trials.split[t] === 'test') rows.push(t);
+  return Int32Array.from(rows);
+}
+
+/** The given trials of a [trial][...] array, `perTrial` values each, stacked in `rows` order. */
+export function gatherTrials<T extends Int32Array | Float32Array>(data: T, rows: ArrayLike<number>, perTrial: number): T {
+  const out = new (data.constructor as new (n: number) => T)(rows.length * perTrial);
+  for (let i = 0; i < rows.length; i++) out.set(data.subarray(rows[i] * perTrial, (rows[i] + 1) * perTrial), i * perTrial);
+  return out;
+}
+
+export interface RunOptions {
+  /** Mode (prompt) and attention the model runs with. */
+  mode: MaskingMode;
+  causal: boolean;
+  /** Trial copies per forward pass. */
+  batchSize: number;
+  /** Trials to evaluate (default: the test split). */
+  rows?: Int32Array;
+  /** Leave-one-out tasks: only these neurons (default: all). */
+  leaveOut?: readonly number[];
+  signal?: AbortSignal;
+  onBatch?: (jobsDone: number, jobsTotal: number) => void;
+}
+
+export interface TaskResult {
+  task: EvalTask;
+  mode: MaskingMode;
+  causal: boolean;
+  /** Session trial of each row of `predicted` / `scored`. */
+  rows: Int32Array;
+  nBins: number;
+  nNeurons: number;
+  /** Predicted log-rates [row][bin][neuron] at the scored entries; NaN elsewhere. */
+  predicted: Float32Array;
+  /** 1 where an entry was scored (each scored entry is predicted by exactly one masked copy). */
+  scored: Uint8Array;
+  bps: BpsResult;
+  /** Trial copies run through the model. */
+  forwardPasses: number;
+  seconds: number;
+  skipped?: string;
+}
+
+const nextTick = () => new Promise<void>((res) => setImmediate(res));
+
+/** Flat indices where a mask is 1. */
+function indicesOf(m: Uint8Array): Int32Array {
+  let c = 0;
+  for (let i = 0; i < m.length; i++) c += m[i];
+  const out = new Int32Array(c);
+  c = 0;
+  for (let i = 0; i < m.length; i++) if (m[i]) out[c++] = i;
+  return out;
+}
+
+/**
+ * Runs one task's masks over the trials with the predictor and scores it. Yields to the event
+ * loop between batches (logs, SIGINT); `signal` stops it between batches with an error.
+ */
+export async function runTask(s: BinnedSession, task: EvalTask, predictor: LogRatePredictor, regions: readonly string[], forwardBins: number, o: RunOptions): Promise<TaskResult> {
+  const started = performance.now();
+  const { nBins: T, nNeurons: N } = s;
+  const TN = T * N;
+  const rows = o.rows ?? testRows(s);
+  if (regions.length !== N) throw new Error(`session ${s.sessionId}: ${regions.length} region labels for ${N} neurons`);
+  if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`batchSize must be a positive integer, got ${o.batchSize}`);
+  const plan = planTask(task, T, regions, forwardBins, o.leaveOut);
+  const nRows = rows.length;
+  const predicted = new Float32Array(nRows * TN).fill(NaN);
+  const scored = new Uint8Array(nRows * TN);
+  const counts = gatherTrials(s.counts, rows, TN);
+  const done = (skipped?: string): TaskResult => ({
+    task, mode: o.mode, causal: o.causal, rows, nBins: T, nNeurons: N, predicted, scored,
+    bps: bitsPerSpike({ counts, predicted, logRates: true, nTrials: nRows, nBins: T, nNeurons: N, mask: scored }),
+    forwardPasses: plan.count * nRows, seconds: (performance.now() - started) / 1000, skipped,
+  });
+  if (plan.skipped) return { ...done(plan.skipped), forwardPasses: 0 };
+  if (nRows === 0) return { ...done('no test trials'), forwardPasses: 0 };
+
+  const total = plan.count * nRows;
+  let cachedK = -1;
+  let cached: { masked: Int32Array; scored: Int32Array } | undefined;
+  const maskOf = (k: number) => {
+    if (k !== cachedK) {
+      const m = plan.mask(k);
+      cached = { masked: indicesOf(m.masked), scored: indicesOf(m.scored) };
+      cachedK = k;
+    }
+    return cached!;
+  };
+  const input = new Float32Array(Math.min(o.batchSize, total) * TN);
+  for (let start = 0; start < total; start += o.batchSize) {
+    if (o.signal?.aborted) throw new Error(`${task} evaluation of session ${s.sessionId} interrupted`);
+    const b = Math.min(o.batchSize, total - start);
+    const batchRows = new Int32Array(b);
+    // Jobs run mask-major: job j is mask floor(j / nRows) on trial j % nRows.
+    for (let i = 0; i < b; i++) {
+      const j = start + i;
+      const r = j % nRows;
+      batchRows[i] = rows[r];
+      const off = i * TN;
+      const src = r * TN;
+      for (let e = 0; e < TN; e++) input[off + e] = counts[src + e];
+      const m = maskOf(Math.floor(j / nRows)).masked;
+      for (let e = 0; e < m.length; e++) input[off + m[e]] = 0;
+    }
+    const out = tf.tidy(() => {
+      const x = tf.tensor3d(b === input.length / TN ? input : input.subarray(0, b * TN), [b, T, N], 'float32');
+      const y = predictor({ input: x, mode: o.mode, causal: o.causal, rows: batchRows });
+      if (y.shape[0] !== b || y.shape[1] !== T || y.shape[2] !== N) {
+        throw new Error(`the model returned shape [${y.shape.join(', ')}] for a batch of [${b}, ${T}, ${N}]`);
+      }
+      return y;
+    });
+    let values: Float32Array;
+    try {
+      values = (await out.data()) as Float32Array;
+    } finally {
+      out.dispose();
+    }
+    for (let i = 0; i < b; i++) {
+      const j = start + i;
+      const r = j % nRows;
+      const sc = maskOf(Math.floor(j / nRows)).scored;
+      const off = i * TN;
+      const dst = r * TN;
+      for (let e = 0; e < sc.length; e++) {
+        const v = values[off + sc[e]];
+        if (!Number.isFinite(v)) throw new Error(`${task}: the model predicted a non-finite log-rate (${v}) for session ${s.sessionId}, trial ${rows[r]}`);
+        predicted[dst + sc[e]] = v;
+        scored[dst + sc[e]] = 1;
+      }
+    }
+    o.onBatch?.(start + b, total);
+    await nextTick();
+  }
+  return done();
+}
+
+export interface EvaluateTasksOptions {
+  tasks: readonly EvalTask[];
+  /** Requested prompt per task (resolved against the model's prompt tokens). */
+  prompts: Record<EvalTask, MaskingMode>;
+  promptTokens: boolean;
+  batchSize: number;
+  forwardBins: number;
+  regions: readonly string[];
+  /** Leave-one-out tasks: only these neurons (default: all). */
+  leaveOut?: readonly number[];
+  signal?: AbortSignal;
+  onBatch?: (task: EvalTask, jobsDone: number, jobsTotal: number) => void;
+}
+
+/** Runs the chosen tasks in order on the session's test split. */
+export async function evaluateTasks(s: BinnedSession, predictor: LogRatePredictor, o: EvaluateTasksOptions): Promise<Partial<Record<EvalTask, TaskResult>>> {
+  const out: Partial<Record<EvalTask, TaskResult>> = {};
+  const rows = testRows(s);
+  for (const task of o.tasks) {
+    const { mode, causal } = resolvePrompt(o.prompts[task], o.promptTokens);
+    out[task] = await runTask(s, task, predictor, o.regions, o.forwardBins, {
+      mode, causal, batchSize: o.batchSize, rows, leaveOut: o.leaveOut, signal: o.signal,
+      onBatch: o.onBatch && ((d, t) => o.onBatch!(task, d, t)),
+    });
+  }
+  return out;
+}
