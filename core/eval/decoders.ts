@@ -67,47 +67,125 @@ export function ridgeFitPredict(trainZ: Matrix, y: Matrix, testZ: Matrix, lambda
   return testZ.mmul(w).addRowVector(yMean);
 }
 
-/** L2 logistic regression by Newton's method; labels 0/1; returns P(label = 1) for `testZ`. */
+/** Solves the symmetric positive-definite system A x = b in place (Cholesky); A is q x q row-major. */
+function choleskySolve(a: Float64Array, b: Float64Array, q: number): Float64Array {
+  const l = new Float64Array(q * q);
+  for (let j = 0; j < q; j++) {
+    let d = a[j * q + j];
+    for (let k = 0; k < j; k++) d -= l[j * q + k] ** 2;
+    const ljj = Math.sqrt(Math.max(d, 1e-300));
+    l[j * q + j] = ljj;
+    for (let i = j + 1; i < q; i++) {
+      let v = a[i * q + j];
+      for (let k = 0; k < j; k++) v -= l[i * q + k] * l[j * q + k];
+      l[i * q + j] = v / ljj;
+    }
+  }
+  const y = new Float64Array(q);
+  for (let i = 0; i < q; i++) {
+    let v = b[i];
+    for (let k = 0; k < i; k++) v -= l[i * q + k] * y[k];
+    y[i] = v / l[i * q + i];
+  }
+  const x = new Float64Array(q);
+  for (let i = q - 1; i >= 0; i--) {
+    let v = y[i];
+    for (let k = i + 1; k < q; k++) v -= l[k * q + i] * x[k];
+    x[i] = v / l[i * q + i];
+  }
+  return x;
+}
+
+/**
+ * L2 logistic regression by damped Newton steps; labels 0/1; returns P(label = 1) for `testZ`.
+ * Flat typed arrays throughout: this runs for every fold and penalty of the cross-validation.
+ */
 export function logisticFitPredict(trainZ: Matrix, y01: number[], testZ: Matrix, lambda: number, maxIter = 50): Float64Array {
+  return logisticPredict(logisticFit(trainZ, y01, lambda, maxIter), testZ);
+}
+
+/** Weights then intercept. `init` warm-starts Newton (e.g. from the next-larger penalty's fit). */
+export function logisticFit(trainZ: Matrix, y01: number[], lambda: number, maxIter = 50, init?: Float64Array): Float64Array {
   const n = trainZ.rows;
   const r = trainZ.columns;
-  // Parameters: r weights, then the intercept (not penalised).
-  let theta = new Float64Array(r + 1);
-  const design = new Matrix(n, r + 1);
+  const q = r + 1; // weights, then the intercept (not penalised)
+  const x = new Float64Array(n * q);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < r; j++) design.set(i, j, trainZ.get(i, j));
-    design.set(i, r, 1);
+    for (let j = 0; j < r; j++) x[i * q + j] = trainZ.get(i, j);
+    x[i * q + r] = 1;
   }
-  for (let it = 0; it < maxIter; it++) {
-    const grad = new Float64Array(r + 1);
-    const hess = new Matrix(r + 1, r + 1);
+  const logits = (theta: Float64Array, f: Float64Array) => {
     for (let i = 0; i < n; i++) {
-      let f = 0;
-      for (let j = 0; j <= r; j++) f += design.get(i, j) * theta[j];
-      const p = 1 / (1 + Math.exp(-f));
-      const wgt = Math.max(p * (1 - p), 1e-12);
-      for (let j = 0; j <= r; j++) {
-        const dj = design.get(i, j);
-        grad[j] += (p - y01[i]) * dj;
-        for (let k = 0; k <= j; k++) hess.set(j, k, hess.get(j, k) + wgt * dj * design.get(i, k));
+      let v = 0;
+      for (let j = 0; j < q; j++) v += x[i * q + j] * theta[j];
+      f[i] = v;
+    }
+  };
+  // Penalised negative log-likelihood, for step damping.
+  const objective = (theta: Float64Array, f: Float64Array) => {
+    let o = 0;
+    for (let i = 0; i < n; i++) o += Math.max(f[i], 0) - f[i] * y01[i] + Math.log1p(Math.exp(-Math.abs(f[i])));
+    for (let j = 0; j < r; j++) o += 0.5 * lambda * theta[j] ** 2;
+    return o;
+  };
+  let theta = init && init.length === q ? Float64Array.from(init) : new Float64Array(q);
+  const f = new Float64Array(n);
+  logits(theta, f);
+  let obj = objective(theta, f);
+  const grad = new Float64Array(q);
+  const hess = new Float64Array(q * q);
+  for (let it = 0; it < maxIter; it++) {
+    grad.fill(0);
+    hess.fill(0);
+    for (let i = 0; i < n; i++) {
+      const p = 1 / (1 + Math.exp(-f[i]));
+      const w = Math.max(p * (1 - p), 1e-12);
+      const res = p - y01[i];
+      const row = i * q;
+      for (let j = 0; j < q; j++) {
+        const xj = x[row + j];
+        grad[j] += res * xj;
+        const wx = w * xj;
+        for (let k = 0; k <= j; k++) hess[j * q + k] += wx * x[row + k];
       }
     }
-    for (let j = 0; j <= r; j++) {
-      for (let k = 0; k < j; k++) hess.set(k, j, hess.get(j, k));
+    for (let j = 0; j < q; j++) {
+      for (let k = 0; k < j; k++) hess[k * q + j] = hess[j * q + k];
       if (j < r) {
         grad[j] += lambda * theta[j];
-        hess.set(j, j, hess.get(j, j) + lambda);
-      } else hess.set(j, j, hess.get(j, j) + 1e-9);
+        hess[j * q + j] += lambda;
+      } else hess[j * q + j] += 1e-9;
     }
-    const step = solve(hess, Matrix.columnVector(Array.from(grad)), true).to1DArray();
-    theta = theta.map((t, j) => t - step[j]);
-    if (Math.max(...step.map(Math.abs)) < 1e-8) break;
+    const step = choleskySolve(hess, grad, q);
+    // Halve the step until the objective does not increase (Newton can overshoot when nearly separable).
+    let scale = 1;
+    let next = theta;
+    const fNext = new Float64Array(n);
+    let objNext = Infinity;
+    for (let tries = 0; tries < 30; tries++) {
+      next = theta.map((t, j) => t - scale * step[j]);
+      logits(next, fNext);
+      objNext = objective(next, fNext);
+      if (objNext <= obj + 1e-12) break;
+      scale /= 2;
+    }
+    const moved = Math.max(...step.map((v) => Math.abs(v * scale)));
+    theta = next;
+    f.set(fNext);
+    const improved = obj - objNext;
+    obj = objNext;
+    if (moved < 1e-8 || improved < 1e-10 * Math.max(1, Math.abs(obj))) break;
   }
+  return theta;
+}
+
+export function logisticPredict(theta: Float64Array, testZ: Matrix): Float64Array {
+  const r = theta.length - 1;
   const out = new Float64Array(testZ.rows);
   for (let i = 0; i < testZ.rows; i++) {
-    let f = theta[r];
-    for (let j = 0; j < r; j++) f += testZ.get(i, j) * theta[j];
-    out[i] = 1 / (1 + Math.exp(-f));
+    let v = theta[r];
+    for (let j = 0; j < r; j++) v += testZ.get(i, j) * theta[j];
+    out[i] = 1 / (1 + Math.exp(-v));
   }
   return out;
 }
@@ -149,7 +227,8 @@ export interface DecodeInput {
 export const DEFAULT_LAMBDAS = [1e-3, 1e-2, 1e-1, 1, 10, 100, 1e3, 1e4];
 
 function chooseLambda(inp: DecodeInput, g: Float64Array, score: (trainRows: number[], heldRows: number[], lambda: number, coords: { trainZ: Matrix; heldZ: Matrix }) => number): number {
-  const lambdas = inp.lambdas ?? DEFAULT_LAMBDAS;
+  // Largest penalty first: each fit can then warm-start from the previous, smoother one.
+  const lambdas = [...(inp.lambdas ?? DEFAULT_LAMBDAS)].sort((a, b) => b - a);
   const totals = new Float64Array(lambdas.length);
   for (const held of folds(inp.train, inp.folds ?? 5, inp.rng)) {
     const fit = inp.train.filter((i) => !held.includes(i));
@@ -186,7 +265,12 @@ export function decodeBinary(inp: DecodeInput, labels: ArrayLike<number>): { lam
   if (classes.length !== 2) throw new Error(`decodeBinary needs two classes in the training rows, found ${classes.length}`);
   const to01 = (i: number) => (labels[i] === classes[1] ? 1 : 0);
   const acc = (rows: number[], p: ArrayLike<number>) => rows.reduce((s, i, k) => s + ((p[k] >= 0.5 ? 1 : 0) === to01(i) ? 1 : 0), 0) / rows.length;
-  const lambda = chooseLambda(inp, g, (fit, held, l, { trainZ, heldZ }) => acc(held, logisticFitPredict(trainZ, fit.map(to01), heldZ, l)));
+  let warm: { z: Matrix; theta: Float64Array } | undefined;
+  const lambda = chooseLambda(inp, g, (fit, held, l, { trainZ, heldZ }) => {
+    const theta = logisticFit(trainZ, fit.map(to01), l, 50, warm?.z === trainZ ? warm.theta : undefined);
+    warm = { z: trainZ, theta };
+    return acc(held, logisticPredict(theta, heldZ));
+  });
   const { z } = centredCoordinates(g, inp.nRows, inp.train, [...inp.train, ...inp.test]);
   const trainZ = z.subMatrix(0, inp.train.length - 1, 0, z.columns - 1);
   const testZ = z.subMatrix(inp.train.length, z.rows - 1, 0, z.columns - 1);
