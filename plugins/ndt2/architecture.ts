@@ -1,0 +1,18 @@
+// The NDT2 architecture contribution (SPEC.md §4): config schema and builder for the model stage.
+import type { ArchitectureContribution } from '../../core/architecture.ts';
+import { Ndt2Model, ndt2ConfigSchema } from './model.ts';
+
+export const ndt2Architecture: ArchitectureContribution<typeof ndt2ConfigSchema> = {
+  name: 'ndt2',
+  summary: 'Neural Data Transformer 2: space-time patch tokens, patch MLP with learned time- and space-patch embeddings, pre-LN transformer encoder, per-token readout to Poisson log-rates',
+  tokenLayout: 'one token per (time bin x patchSize neurons) patch, time-major; the last patch of a session is zero-padded and its padding cropped from the output; optional session and MtM prompt tokens in front with no position',
+  configSchema: ndt2ConfigSchema,
+  build(config, opts) {
+    const parsed = ndt2ConfigSchema.safeParse(config);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+      throw new Error(`ndt2 config: ${issues}`);
+    }
+    return new Ndt2Model(parsed.data, opts);
+  },
+};
