@@ -1,4 +1,17 @@
-// Cuts binned sessions into shuffled batches of one session's trials and masks each batch (SPEC.md §3).
+// Cuts binned sessions into shuffled batches of one session's trials and masks each batch (SPEC.md §3, §5 multi-session and few-shot).
+//
+// Decisions:
+// - Fair sessions. A batch never mixes sessions, and with shuffle on, each epoch interleaves the
+//   sessions' batches by stratified keys: batch j of a session with m batches gets the key
+//   (j + u) / m, u drawn per session and epoch, and the epoch runs in key order. So every stretch
+//   of an epoch holds each session's batches in proportion to its share (within about one batch),
+//   instead of a plain shuffle's random runs of one session. `sessionBalance` says what a
+//   session's share is: `proportional` (default) keeps one pass over every trial per epoch, so
+//   sessions weigh by their trial counts; `equal` gives every session as many batches as the
+//   largest one, a smaller session starting fresh reshuffled passes over its trials to fill them.
+// - Few-shot. `maxTrials` k keeps the first k trials of the split of each session after a
+//   shuffle seeded by the graph seed and the session id alone (not the epoch), so the subsets of
+//   two k are nested (k = 8 is the first 8 of k = 32) and the same in every epoch.
 import { mergeMap, toArray } from 'rxjs';
 import { z } from 'zod';
 import { defineStage } from '../core/stage.ts';
@@ -20,6 +33,11 @@ export const maskingSamplerParams = z.object({
   neuronRatio: ratio(0.3, 'probability a neuron is masked in neuron mode'),
   causalRatio: ratio(0.6, 'probability a time bin is masked in causal mode'),
   intraRegionRatio: ratio(0.3, 'probability a neuron inside the chosen region is masked in intra-region mode'),
+  sessionBalance: z
+    .enum(['proportional', 'equal'])
+    .default('proportional')
+    .describe("each session's share of an epoch's batches: proportional (every trial once per epoch) or equal (every session as many batches as the largest, smaller ones resampled); with shuffle on, sessions are interleaved evenly either way"),
+  maxTrials: z.number().int().min(0).default(0).describe('few-shot: keep only the first k trials of the split per session, after a seeded shuffle fixed across epochs (smaller k: a nested subset); 0 keeps all'),
   regionLevel: z.enum(['acronym', 'beryl', 'cosmos']).default('acronym').describe("which neuron label defines a region: acronym (the level region-labelling chose), beryl or cosmos"),
 });
 
@@ -39,21 +57,56 @@ interface PlannedBatch {
   rows: number[];
 }
 
-/** The batches of one epoch, before masking: trial rows per session, shuffled when asked. */
+/** The trial rows of `split` a session trains on: all of them, or its few-shot subset of maxTrials. */
+export function splitRows(s: BinnedSession, p: Pick<MaskingSamplerParams, 'split' | 'maxTrials'>, seed: number): number[] {
+  const rows: number[] = [];
+  for (let t = 0; t < s.nTrials; t++) if (s.trials.split[t] === p.split) rows.push(t);
+  if (p.maxTrials <= 0 || rows.length <= p.maxTrials) return rows;
+  createRng(hashString(`subset:${s.sessionId}`, seed)).shuffle(rows);
+  return rows.slice(0, p.maxTrials).sort((a, b) => a - b);
+}
+
+/** Cuts rows into batches of batchSize (the last one short, or dropped with dropLast). */
+function chunks(rows: number[], p: MaskingSamplerParams): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < rows.length; i += p.batchSize) {
+    const chunk = rows.slice(i, i + p.batchSize);
+    if (p.dropLast && chunk.length < p.batchSize) break;
+    out.push(chunk);
+  }
+  return out;
+}
+
+/** The batches of one epoch, before masking: trial rows per session, interleaved fairly when shuffled (see the file comment). */
 export function planEpoch(sessions: BinnedSession[], regions: string[][], p: MaskingSamplerParams, seed: number, epoch: number): PlannedBatch[] {
-  const batches: PlannedBatch[] = [];
-  sessions.forEach((s, si) => {
-    const rows: number[] = [];
-    for (let t = 0; t < s.nTrials; t++) if (s.trials.split[t] === p.split) rows.push(t);
-    if (p.shuffle) createRng(hashString(`trials:${epoch}:${s.sessionId}`, seed)).shuffle(rows);
-    for (let i = 0; i < rows.length; i += p.batchSize) {
-      const chunk = rows.slice(i, i + p.batchSize);
-      if (p.dropLast && chunk.length < p.batchSize) break;
-      batches.push({ session: s, regions: regions[si], rows: chunk });
-    }
+  const perSession = sessions.map((s) => {
+    const rows = splitRows(s, p, seed);
+    const pass = (n: number) => {
+      const r = [...rows];
+      // Pass 0 is seeded as single-pass epochs always were, so a seed keeps giving the same batches.
+      if (p.shuffle) createRng(hashString(n === 0 ? `trials:${epoch}:${s.sessionId}` : `trials:${epoch}:${n}:${s.sessionId}`, seed)).shuffle(r);
+      return chunks(r, p);
+    };
+    return { first: pass(0), pass };
   });
-  if (p.shuffle) createRng(hashString(`batches:${epoch}`, seed)).shuffle(batches);
-  return batches;
+  if (p.sessionBalance === 'equal') {
+    const most = Math.max(0, ...perSession.map((x) => x.first.length));
+    for (const x of perSession) {
+      if (x.first.length === 0) continue;
+      for (let n = 1; x.first.length < most; n++) x.first.push(...x.pass(n).slice(0, most - x.first.length));
+    }
+  }
+  const batches: (PlannedBatch & { key: number; tie: number })[] = [];
+  perSession.forEach((x, si) => {
+    const m = x.first.length;
+    const u = p.shuffle ? createRng(hashString(`offset:${epoch}:${sessions[si].sessionId}`, seed)).next() : 0;
+    x.first.forEach((rows, j) => batches.push({ session: sessions[si], regions: regions[si], rows, key: p.shuffle ? (j + u) / m : si + j / (m + 1), tie: si }));
+  });
+  // Ties (equal keys) are broken by a per-epoch session order, so no session always goes first.
+  const rank = sessions.map((_, i) => i);
+  if (p.shuffle) createRng(hashString(`batches:${epoch}`, seed)).shuffle(rank);
+  batches.sort((a, b) => a.key - b.key || rank[a.tie] - rank[b.tie]);
+  return batches.map(({ session, regions: r, rows }) => ({ session, regions: r, rows }));
 }
 
 /** Gathers the rows of one batch and masks it; the mask depends only on seed, epoch and position. */
@@ -115,13 +168,14 @@ export const maskingSampler = defineStage({
             const log = ctx.logger.child({ session: s.sessionId });
             const n = s.trials.split.filter((x) => x === p.split).length;
             if (n === 0) log.warn(`no ${p.split} trials: this session contributes no batches`);
+            else if (p.maxTrials > 0) log.info({ kept: Math.min(n, p.maxTrials), of: n }, `few-shot: ${p.split} trials kept`);
             const modes = applicableModes(p.mode, regions[i]);
             if (p.mode === 'inter-region' && modes[0] === 'neuron') log.warn('only one region: inter-region batches fall back to neuron masking');
           });
           async function* batches(): AsyncGenerator<MaskedBatch> {
             for (let epoch = 0; epoch < p.epochs; epoch++) {
               const plan = planEpoch(sessions, regions, p, ctx.seed, epoch);
-              if (epoch === 0) ctx.logger.info({ sessions: sessions.length, batchesPerEpoch: plan.length, split: p.split, mode: p.mode }, 'sampling');
+              if (epoch === 0) ctx.logger.info({ sessions: sessions.length, batchesPerEpoch: plan.length, split: p.split, mode: p.mode, sessionBalance: p.sessionBalance, maxTrials: p.maxTrials || undefined }, 'sampling');
               for (let i = 0; i < plan.length; i++) {
                 if (ctx.signal.aborted) return;
                 yield makeBatch(plan[i], p, ctx.seed, epoch, i, plan.length);

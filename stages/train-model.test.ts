@@ -10,6 +10,10 @@ import { pulledIterable } from '../core/runtime/demand.ts';
 import { createRng } from '../core/rng.ts';
 import { runStage, tempDir, testContext } from '../core/testing.ts';
 import { initBackend } from '../core/tensor/backend.ts';
+import { loadModel } from '../core/io/model-files.ts';
+import { loadTrainedModel } from '../core/train/checkpoint.ts';
+import { ndt2Architecture } from '../plugins/ndt2/architecture.ts';
+import { writeFileSync, cpSync } from 'node:fs';
 import { ndt1Architecture } from '../plugins/ndt1/architecture.ts';
 import { maskingSampler } from './masking-sampler.ts';
 import { trainModel } from './train-model.ts';
@@ -110,6 +114,7 @@ test('trains: one metrics item per epoch, the best model at the end, checkpoints
   assert.is(m.path, artifact(r, 'best'));
   assert.is(m.scoreOn, 'val');
   assert.is(m.config.promptTokens, true, 'auto prompts: on for mtm batches');
+  assert.is(m.config.sessionTokens, true, 'auto session tokens: on for two sessions');
   assert.equal(m.sessions.map((s) => s.sessionId), ['s1', 's2']);
   const bestEpoch = r.metrics.reduce((a, x) => (x.values.valLoss < a.values.valLoss ? x : a));
   assert.is(m.epoch, bestEpoch.values.epoch, 'best = lowest validation loss');
@@ -171,7 +176,8 @@ test('early stopping after `patience` epochs without improvement keeps the best 
   const state = JSON.parse(readFileSync(artifact(r, 'last', 'training.json'), 'utf8')).state;
   assert.is(state.stopReason, 'early-stop');
   const six = await batches({ epochs: 6, mode: 'temporal' });
-  const s = await train({ learningRate: 1e-14, patience: 2 }, { train: six });
+  // Scored on a val set: a train loss would still move from epoch to epoch with the masks and dropout.
+  const s = await train({ learningRate: 1e-14, patience: 2 }, { train: six, val: await batches({ split: 'val', epochs: 1, mode: 'temporal' }) });
   assert.is(s.metrics.length, 3, 'stopped after 3 of 6 epochs');
   assert.is(s.model[0].config.promptTokens, false, 'auto prompts: off for temporal batches');
   assert.is(s.model[0].label, 'temporal');
@@ -200,6 +206,104 @@ test('an empty train stream is an error, not a silent empty model', async () => 
   } catch (e) {
     assert.match((e as Error).message, /no training batches arrived on 'train'/);
   }
+});
+
+// ---- fine-tuning (init) ----
+
+const heldOut = session('s3', 4, 3);
+const ftTrain = (await runStage(maskingSampler, { batchSize: 4, epochs: 2, mode: 'mtm' }, { sessions: [heldOut] }, testContext('sampler', 3))).batches as MaskedBatch[];
+const ftVal = (await runStage(maskingSampler, { batchSize: 4, split: 'val', mode: 'mtm' }, { sessions: [heldOut] }, testContext('sampler', 3))).batches as MaskedBatch[];
+const pretrainedRun = await train({}, { train: trainBatches, val: valBatches, sessions });
+const pretrainedDir = pretrainedRun.model[0].path;
+const isSession = (name: string) => name.startsWith('sessions.');
+
+async function weightsOf(dir: string): Promise<Record<string, Float32Array>> {
+  const saved = await loadModel(dir);
+  const out: Record<string, Float32Array> = {};
+  for (const [k, t] of Object.entries(saved.weights)) {
+    out[k] = t.dataSync() as Float32Array;
+    t.dispose();
+  }
+  return out;
+}
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+
+test('loadTrainedModel then addSession: every pretrained weight equal before the first step, the new session fresh', async () => {
+  const before = await weightsOf(pretrainedDir);
+  const { model } = await loadTrainedModel(pretrainedDir, archs, { seed: 7 });
+  model.addSession({ sessionId: 's3', nNeurons: 4, nBins: T });
+  const now = model.weights();
+  for (const [k, v] of Object.entries(before)) assert.equal(now[k].dataSync(), v, k);
+  const fresh = Object.keys(now).filter((k) => !(k in before));
+  assert.ok(fresh.length >= 4 && fresh.every((k) => k.startsWith('sessions.s3.')), `new weights: ${fresh}`);
+  assert.ok(fresh.includes('sessions.s3.token'), 'a session token for the new session');
+  model.dispose();
+});
+
+test('fine-tuning: new session gets fresh weights, the saved model knows every session; trainScope sessions freezes the core', async () => {
+  const before = await weightsOf(pretrainedDir);
+  // learningRate 1e-14 leaves every weight where it started (to float32 rounding): what training starts from.
+  const still = await train({ init: pretrainedDir, learningRate: 1e-14 }, { train: ftTrain, val: ftVal, sessions: [heldOut] }, { seed: 11 });
+  const start = await weightsOf(still.model[0].path);
+  for (const [k, v] of Object.entries(before)) assert.ok(maxDiff(start[k], v) < 1e-6, `${k} starts from the pretrained value`);
+  // Fresh: drawn as a model built from scratch with this seed would draw them, not pretrained ones.
+  const scratch = ndt1Architecture.build({ ...pretrainedRun.model[0].config }, { sessions: [{ sessionId: 's3', nNeurons: 4, nBins: T }], seed: 11 });
+  const scratchW = scratch.weights();
+  for (const k of Object.keys(start).filter((x) => x.startsWith('sessions.s3.'))) assert.ok(maxDiff(start[k], scratchW[k].dataSync() as Float32Array) < 1e-6, k);
+  scratch.dispose();
+
+  const meta = JSON.parse(readFileSync(join(still.model[0].path, 'model.json'), 'utf8')).userDefinedMetadata;
+  assert.equal(meta.sessions.map((x: { sessionId: string }) => x.sessionId), ['s1', 's2', 's3']);
+  assert.equal(Object.keys(meta.neurons).sort(), ['s1', 's2', 's3'], 'neuron layouts of pretrained and new sessions');
+  assert.is(meta.init.path, pretrainedDir);
+  assert.equal(still.model[0].sessions.map((x) => x.sessionId), ['s1', 's2', 's3']);
+
+  const frozen = await train({ init: pretrainedDir, trainScope: 'sessions' }, { train: ftTrain, val: ftVal, sessions: [heldOut] });
+  const f = await weightsOf(frozen.model[0].path);
+  for (const k of Object.keys(before).filter((x) => !isSession(x))) assert.equal(f[k], before[k], `${k} frozen`);
+  assert.ok(maxDiff(f['sessions.s3.readout.weight'], start['sessions.s3.readout.weight']) > 1e-4, 'the new stitcher trains');
+
+  const all = await train({ init: pretrainedDir }, { train: ftTrain, val: ftVal, sessions: [heldOut] });
+  const a = await weightsOf(all.model[0].path);
+  const moved = Object.keys(before).filter((k) => !isSession(k) && maxDiff(a[k], before[k]) > 1e-4);
+  assert.ok(moved.length > 5, `trainScope all trains the core too (moved: ${moved.length})`);
+  assert.ok(all.metrics.every((m) => Number.isFinite(m.values.valLoss)));
+});
+
+test('an interrupted fine-tuning resumes from its own checkpoint and still saves every session layout', async () => {
+  const full = await train({ init: pretrainedDir }, { train: ftTrain, val: ftVal, sessions: [heldOut] });
+  const cut = await train({ init: pretrainedDir }, { train: ftTrain, val: ftVal, sessions: [heldOut] }, { abortAfter: 2 });
+  assert.is(cut.model.length, 0);
+  const resumed = await train({ init: pretrainedDir }, { train: ftTrain, val: ftVal, sessions: [heldOut] }, { root: cut.root });
+  assert.ok(bytes(resumed, 'best', 'weights.bin').equals(bytes(full, 'best', 'weights.bin')), 'same weights as the uninterrupted fine-tuning');
+  const meta = JSON.parse(readFileSync(artifact(resumed, 'best', 'model.json'), 'utf8')).userDefinedMetadata;
+  assert.equal(Object.keys(meta.neurons).sort(), ['s1', 's2', 's3']);
+  assert.is(meta.init.path, pretrainedDir);
+});
+
+test('fine-tuning from a missing, foreign or mismatched model folder is an error naming the file', async () => {
+  const ctxArchs = new Map<string, ArchitectureContribution>([...archs, ['ndt2', ndt2Architecture as ArchitectureContribution]]);
+  const run = async (params: Record<string, unknown>): Promise<string> => {
+    const ctx = context(tempDir());
+    ctx.architectures = ctxArchs;
+    try {
+      await runStage(trainModel, { config: {}, ...params }, { train: ftTrain }, ctx);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error(`init ${JSON.stringify(params)} should have failed`);
+  };
+  const file = join(pretrainedDir, 'model.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  assert.match(await run({ init: '/nowhere/model' }), /train-model 'train': init: cannot read model file \/nowhere\/model\/model\.json/);
+  assert.match(await run({ init: pretrainedDir, architecture: 'ndt2' }), new RegExp(`${file}: holds a ndt1 model, not ndt2: set architecture to ndt1`));
+  assert.match(await run({ init: pretrainedDir, config: { dModel: 32, heads: 2 } }), new RegExp(`cannot load weights in ${file}: weight '.*' has shape`));
+  assert.match(await run({ init: pretrainedDir, sessionTokens: false }), new RegExp(`cannot load weights in ${file}: unexpected weight 'sessions\\.s1\\.token'`));
+  const foreign = tempDir();
+  cpSync(pretrainedDir, foreign, { recursive: true });
+  const json = JSON.parse(readFileSync(join(foreign, 'model.json'), 'utf8'));
+  json.modelTopology.architecture = 'ndt9';
+  writeFileSync(join(foreign, 'model.json'), JSON.stringify(json));
+  assert.match(await run({ init: foreign }), new RegExp(`${join(foreign, 'model.json')}: the model's architecture 'ndt9' is not registered`));
 });
 
 test.run();

@@ -16,10 +16,21 @@
 //   default (patience 0): with a one-cycle schedule the last epochs are the low-rate ones.
 // - Interruption (ctx.signal): the step in progress finishes, `last/` is written at that batch,
 //   and the node completes without emitting a model (a rerun into the same folder resumes).
+// - Session tokens: `auto` turns the architecture's sessionTokens on when the model is built for
+//   more than one session (those on the sessions port, the val batches and the first training
+//   batch), so a multi-session model tells its sessions apart beyond their stitchers.
+// - Fine-tuning (`init`, SPEC.md §5): the model is rebuilt from the pretrained folder's config and
+//   sessions and every saved weight is loaded (a missing, extra or reshaped weight is an error
+//   naming the file); each session of the batches the model does not know gets fresh per-session
+//   weights (stitchers, session token) drawn from the graph seed. `trainScope: all` trains every
+//   weight (the paper's fine-tuning); `sessions` trains only the per-session ones. The saved model
+//   lists every session, pretrained and new, with the neuron layouts of both. Config fields given
+//   with init override the saved ones (e.g. dropout); prompts and sessionTokens follow the
+//   pretrained model unless set to true/false.
 // - The model port comes from ctx.source; the metrics port is a replayed subject filled by the
 //   same loop, so a node downstream that reads only the model never holds training back.
 import { EMPTY, ReplaySubject, lastValueFrom, toArray, type Observable } from 'rxjs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import type { ArchitectureContribution, ArchitectureModel, SessionSpec } from '../core/architecture.ts';
@@ -28,7 +39,7 @@ import type { MaskedBatch, MaskingMode } from '../core/masking/types.ts';
 import { didYouMean, listOf } from '../core/graph/diagnostics.ts';
 import { hashString } from '../core/rng.ts';
 import { AdamW } from '../core/train/adamw.ts';
-import { loadTrainingCheckpoint, modelFromSaved, saveModelFolder, saveTrainingCheckpoint } from '../core/train/checkpoint.ts';
+import { loadTrainedModel, loadTrainingCheckpoint, modelFromSaved, saveModelFolder, saveTrainingCheckpoint } from '../core/train/checkpoint.ts';
 import { oneCycleLr } from '../core/train/schedule.ts';
 import { evaluateLoss, scoredCount, trainStep } from '../core/train/step.ts';
 import * as tf from '../core/tensor/tf.ts';
@@ -45,6 +56,12 @@ export const trainModelParams = z.object({
     .union([z.literal('auto'), z.boolean()])
     .default('auto')
     .describe("learned MtM prompt tokens: auto turns them on unless the batches are temporal-masked (sets the architecture's promptTokens)"),
+  sessionTokens: z
+    .union([z.literal('auto'), z.boolean()])
+    .default('auto')
+    .describe("learned per-session tokens: auto turns them on when more than one session is trained (sets the architecture's sessionTokens)"),
+  init: z.string().default('').describe("fine-tune: a trained model folder (model.json + weights.bin) to start from; new sessions get fresh stitchers and session tokens; '' trains from scratch"),
+  trainScope: z.enum(['all', 'sessions']).default('all').describe('which weights train: all (fine-tuning as in the paper), or only the per-session weights (stitchers, session tokens) around a frozen core'),
   label: z.string().default('').describe("name of this model variant in outputs and reports (e.g. mtm, temporal); empty: the masking mode of the batches, or mtm when they mix modes"),
 });
 
@@ -105,17 +122,35 @@ export function checkArchitecture(p: TrainModelParams, ctx: StageContext): Archi
   if (hasSwitch && typeof p.prompts === 'boolean' && 'promptTokens' in p.config && p.config.promptTokens !== p.prompts) {
     throw fail(ctx, `prompts is ${p.prompts} but config.promptTokens is ${p.config.promptTokens}: set one of them`);
   }
+  if (fields.includes('sessionTokens') && typeof p.sessionTokens === 'boolean' && 'sessionTokens' in p.config && p.config.sessionTokens !== p.sessionTokens) {
+    throw fail(ctx, `sessionTokens is ${p.sessionTokens} but config.sessionTokens is ${p.config.sessionTokens}: set one of them`);
+  }
   return arch;
 }
 
+/** Config fields a fine-tuning run changes from the pretrained model's: the user's, and prompts / sessionTokens when set. */
+function initOverrides(arch: ArchitectureContribution, p: TrainModelParams): Record<string, unknown> {
+  const config = { ...p.config };
+  const fields = arch.configSchema.shape;
+  if (typeof p.prompts === 'boolean' && 'promptTokens' in fields) config.promptTokens = p.prompts;
+  if (typeof p.sessionTokens === 'boolean' && 'sessionTokens' in fields) config.sessionTokens = p.sessionTokens;
+  return config;
+}
+
 /** The config the model is built with: the user's, plus promptTokens from `prompts`. */
-function modelConfig(arch: ArchitectureContribution, p: TrainModelParams, first: MaskedBatch, ctx: StageContext): Record<string, unknown> {
+function modelConfig(arch: ArchitectureContribution, p: TrainModelParams, first: MaskedBatch, nSessions: number, ctx: StageContext): Record<string, unknown> {
   const config = { ...p.config };
   const want = p.prompts === 'auto' ? first.mode !== 'temporal' : p.prompts;
   if ('promptTokens' in arch.configSchema.shape) {
     if (!('promptTokens' in config)) config.promptTokens = want;
   } else if (p.prompts === true) {
     ctx.logger.warn(`architecture ${arch.name} has no promptTokens switch: prompts=true changes nothing`);
+  }
+  const tokens = p.sessionTokens === 'auto' ? nSessions > 1 : p.sessionTokens;
+  if ('sessionTokens' in arch.configSchema.shape) {
+    if (!('sessionTokens' in config)) config.sessionTokens = tokens;
+  } else if (p.sessionTokens === true) {
+    ctx.logger.warn(`architecture ${arch.name} has no sessionTokens switch: sessionTokens=true changes nothing`);
   }
   return config;
 }
@@ -214,6 +249,24 @@ async function trainLoop(
   }
 
   const checkpoint = await loadTrainingCheckpoint<LoopState>(lastDir);
+  // A resumed run restores its own checkpoint, which already holds the pretrained weights.
+  const initDir = p.init ? resolve(p.init) : '';
+  let pretrained: { model: ArchitectureModel; metadata: Record<string, unknown> } | undefined;
+  if (initDir && !checkpoint) {
+    try {
+      pretrained = await loadTrainedModel(initDir, ctx.architectures, { architecture: p.architecture, config: initOverrides(arch, p), seed: ctx.seed });
+    } catch (e) {
+      throw fail(ctx, `init: ${(e as Error).message}`);
+    }
+  }
+  // Layouts of sessions this run does not bin (the pretrained ones) come from the model's files.
+  const earlier = (pretrained?.metadata ?? checkpoint?.saved.metadata)?.neurons;
+  if (earlier && typeof earlier === 'object') for (const [id, rows] of Object.entries(earlier)) if (!(id in neurons)) neurons[id] = rows;
+  const initInfo = !initDir
+    ? undefined
+    : pretrained
+      ? { path: initDir, sessions: pretrained.model.sessions().map((x) => x.sessionId) }
+      : (checkpoint?.saved.metadata.init as Record<string, unknown> | undefined);
   let model: ArchitectureModel | undefined;
   const opt = new AdamW({ weightDecay: p.weightDecay });
   let state: LoopState | undefined;
@@ -227,6 +280,7 @@ async function trainLoop(
     ...(Object.keys(neurons).length ? { neurons } : {}),
     label: state!.label,
     seed: ctx.seed,
+    ...(initInfo ? { init: initInfo } : {}),
     training: { node: ctx.nodeId, params: p, step: state!.step, epoch: state!.epoch, history: state!.history, ...extra },
   });
   const saveLast = () => saveTrainingCheckpoint(lastDir, { model: model!, metadata: metadata(), optimizer: opt, state: state as unknown as Record<string, unknown> });
@@ -234,7 +288,11 @@ async function trainLoop(
   const ensureSession = (spec: SessionSpec) => {
     if (!model!.hasSession(spec.sessionId)) {
       log.debug({ session: spec.sessionId }, 'adding per-session weights');
-      model!.addSession(spec);
+      try {
+        model!.addSession(spec);
+      } catch (e) {
+        throw initDir ? fail(ctx, `cannot add session ${spec.sessionId} to the model from ${join(initDir, 'model.json')}: ${(e as Error).message}`) : e;
+      }
     }
   };
 
@@ -256,6 +314,10 @@ async function trainLoop(
       seed: ctx.seed,
       epochs: totalEpochs,
       batchesInEpoch: perEpoch,
+      // Only when not the default, so checkpoints written before these params existed still resume.
+      ...(p.sessionTokens !== 'auto' ? { sessionTokens: p.sessionTokens } : {}),
+      ...(initDir ? { init: initDir } : {}),
+      ...(p.trainScope !== 'all' ? { trainScope: p.trainScope } : {}),
     };
     if (checkpoint) {
       try {
@@ -276,11 +338,21 @@ async function trainLoop(
       log.info({ epoch: state.epoch, batch: state.nextBatch, step: state.step, finished: state.finished }, state.finished ? 'training already finished in this run folder: emitting its best model' : `resuming from ${lastDir}: epoch ${state.epoch + 1}, batch ${state.nextBatch + 1}`);
       for (const r of state.history) emit(metricsItem(r, state.label));
     } else {
-      const config = modelConfig(arch, p, first, ctx);
       const specs = binned.length ? binned.map(specFromSession) : [specFromBatch(first)];
-      model = arch.build(config, { sessions: specs, seed: ctx.seed });
+      for (const b of [first, ...val]) if (!specs.some((x) => x.sessionId === b.sessionId)) specs.push(specFromBatch(b));
+      if (pretrained) {
+        model = pretrained.model;
+        pretrained = undefined;
+        const known = model.sessions().length;
+        const added = specs.filter((x) => !model!.hasSession(x.sessionId)).map((x) => x.sessionId);
+        for (const spec of specs) ensureSession(spec);
+        log.info({ from: initDir, pretrainedSessions: known, newSessions: added, trainScope: p.trainScope }, `fine-tuning a pretrained ${model.architecture} model`);
+      } else {
+        model = arch.build(modelConfig(arch, p, first, specs.length, ctx), { sessions: specs, seed: ctx.seed });
+      }
       state = { fingerprint, step: 0, epoch: 0, nextBatch: 0, acc: emptyAcc(), best: null, badEpochs: 0, history: [], label: p.label, finished: false };
-      log.info({ architecture: arch.name, params: model.paramCount(), epochs: totalEpochs, batchesPerEpoch: perEpoch, config: model.config }, 'training');
+      const trainable = model.trainableVariables(p.trainScope).reduce((n, v) => n + v.size, 0);
+      log.info({ architecture: arch.name, params: model.paramCount(), trainable, epochs: totalEpochs, batchesPerEpoch: perEpoch, config: model.config }, 'training');
     }
   };
 
@@ -366,7 +438,7 @@ async function trainLoop(
       ensureSession(specFromBatch(b));
       const lr = lrAt(s.step);
       const started = performance.now();
-      const res = await trainStep(model!, opt, b, { lr, clipNorm: p.clipNorm, dropoutSeed: hashString(`dropout:${s.step}`, ctx.seed) });
+      const res = await trainStep(model!, opt, b, { lr, clipNorm: p.clipNorm, dropoutSeed: hashString(`dropout:${s.step}`, ctx.seed), scope: p.trainScope });
       if (!res.ok) {
         const what = !Number.isFinite(res.loss) ? `loss is ${res.loss}` : `gradient norm is ${res.gradNorm}${res.badWeights.length ? ` (non-finite in ${res.badWeights.slice(0, 5).join(', ')})` : ''}`;
         throw fail(
@@ -436,6 +508,7 @@ async function trainLoop(
   } finally {
     bar?.stop();
     checkpoint?.dispose(); // unused when no batch arrived; disposing twice is harmless
+    pretrained?.model.dispose(); // still here only when no batch arrived
     model?.dispose();
     opt.dispose();
   }

@@ -5,4 +5,6 @@ export const SMOKE_SETTINGS: Record<string, string[] | { runBy: string }> = {
   'quickstart.yaml': ['sessions=1', 'trials=[60,80]', 'neurons=[30,40]'],
   'bin-session.yaml': { runBy: 'test/bin-session.test.ts' },
   'train.yaml': { runBy: 'test/train-resume.test.ts' },
+  'pretrain.yaml': { runBy: 'test/finetune-graph.test.ts' },
+  'finetune.yaml': { runBy: 'test/finetune-graph.test.ts' },
 };

@@ -117,14 +117,38 @@ export async function loadTrainingCheckpoint<S = Record<string, unknown>>(dir: s
 
 /** Rebuilds a model from a saved topology and sessions, and loads its weights. */
 export function modelFromSaved(saved: SavedModel, architectures: ReadonlyMap<string, ArchitectureContribution>, source: string, seed = 0): ArchitectureModel {
+  return buildSaved(saved, architectures, source, { seed });
+}
+
+export interface PretrainedOptions {
+  /** The architecture the caller expects; a folder holding another is refused. */
+  architecture?: string;
+  /**
+   * Config fields to change from the saved ones (e.g. dropout for fine-tuning). A field that
+   * changes a weight's shape or adds or removes weights makes loading fail, naming the file.
+   */
+  config?: Record<string, unknown>;
+  /** Seeds dropout and the initial weights of sessions added later. */
+  seed?: number;
+}
+
+function buildSaved(saved: SavedModel, architectures: ReadonlyMap<string, ArchitectureContribution>, source: string, o: PretrainedOptions): ArchitectureModel {
   const topo = saved.topology as Partial<ModelTopology>;
   const name = topo.architecture;
   if (typeof name !== 'string') throw new Error(`${source}: model.json names no architecture (not an mtm-flow model)`);
   const arch = architectures.get(name);
   if (!arch) throw new Error(`${source}: the model's architecture '${name}' is not registered (known: ${listOf(architectures.keys())}); load its plugin`);
+  if (o.architecture !== undefined && o.architecture !== name) {
+    throw new Error(`${source}: holds a ${name} model, not ${o.architecture}: set architecture to ${name} to start from it`);
+  }
   const sessions = saved.metadata.sessions;
   if (!Array.isArray(sessions)) throw new Error(`${source}: model.json metadata lists no sessions`);
-  const model = arch.build(topo.config ?? {}, { sessions: sessions as never, seed });
+  let model: ArchitectureModel;
+  try {
+    model = arch.build({ ...(topo.config ?? {}), ...(o.config ?? {}) }, { sessions: sessions as never, seed: o.seed ?? 0 });
+  } catch (e) {
+    throw new Error(`${source}: cannot rebuild its ${name} model: ${(e as Error).message}`);
+  }
   try {
     model.loadWeights(saved.weights, { source });
   } catch (e) {
@@ -138,10 +162,11 @@ export function modelFromSaved(saved: SavedModel, architectures: ReadonlyMap<str
 export async function loadTrainedModel(
   dir: string,
   architectures: ReadonlyMap<string, ArchitectureContribution>,
+  opts: PretrainedOptions = {},
 ): Promise<{ model: ArchitectureModel; metadata: Record<string, unknown>; topology: ModelTopology }> {
   const saved = await loadModel(dir);
   try {
-    const model = modelFromSaved(saved, architectures, join(dir, 'model.json'));
+    const model = buildSaved(saved, architectures, join(dir, 'model.json'), opts);
     return { model, metadata: saved.metadata, topology: saved.topology as unknown as ModelTopology };
   } finally {
     tf.dispose(Object.values(saved.weights));

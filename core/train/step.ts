@@ -35,6 +35,8 @@ export interface StepOptions {
   clipNorm: number;
   /** Seeds this step's dropout (ForwardOptions.seed). */
   dropoutSeed: number;
+  /** Which weights train: every one (default), or only the per-session ones (a frozen core). */
+  scope?: 'all' | 'sessions';
 }
 
 export type StepResult =
@@ -49,7 +51,7 @@ export type StepResult =
 export async function trainStep(model: ArchitectureModel, opt: AdamW, batch: MaskedBatch, o: StepOptions): Promise<StepResult> {
   const names = new Map<tf.Variable, string>();
   for (const [name, v] of Object.entries(model.weights())) names.set(v as tf.Variable, name);
-  const vars = model.trainableVariables('all');
+  const vars = model.trainableVariables(o.scope ?? 'all');
   const t = batchTensors(batch);
   let value: tf.Scalar | undefined;
   let grads: tf.NamedTensorMap = {};
