@@ -1,6 +1,7 @@
 // graphs/train.yaml through the CLI: a training killed with SIGKILL after its first epoch
 // checkpoint, rerun into the same run folder, resumes (does not restart) and ends with exactly
-// the weights of an uninterrupted run.
+// the weights of an uninterrupted run — for each built-in architecture, since each must seed its
+// dropout from the trainer's per-step ForwardOptions.seed.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,20 +13,24 @@ const root = join(import.meta.dirname, '..');
 const cacheDir = tempDir('mtm-train-cache-');
 const EPOCHS = 6;
 // Tiny everything: one small session, a one-layer model; the simulated cache is shared by the runs.
-const sets = [
+const common = [
   `cacheDir=${cacheDir}`,
   `epochs=${EPOCHS}`,
   'sessions=1',
   'trials=[80, 90]',
   'neurons=[20, 26]',
   'batchSize=8',
-  'train.config={dModel: 16, layers: 1, heads: 2, mlpDim: 32}',
-].flatMap((s) => ['--set', s]);
-const args = (out: string) => ['bin/mtm.js', 'run', 'graphs/train.yaml', ...sets, '--out', out];
+];
+const cases: Record<string, string[]> = {
+  ndt1: ['train.config={dModel: 16, layers: 1, heads: 2, mlpDim: 32}'],
+  // 40 ms bins and 16-neuron patches: 50 bins x 2 patches = 100 tokens, several patches per bin.
+  ndt2: ['architecture=ndt2', 'bin.binSizeMs=40', 'train.config={patchSize: 16, dModel: 16, layers: 1, heads: 2, mlpDim: 32}'],
+};
+const args = (arch: string, out: string) => ['bin/mtm.js', 'run', 'graphs/train.yaml', ...[...common, ...cases[arch]].flatMap((s) => ['--set', s]), '--out', out];
 const env = { ...process.env, CI: 'true' };
 
-function run(out: string) {
-  const r = spawnSync(process.execPath, args(out), { cwd: root, encoding: 'utf8', env });
+function run(arch: string, out: string) {
+  const r = spawnSync(process.execPath, args(arch, out), { cwd: root, encoding: 'utf8', env });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -38,8 +43,8 @@ const trainMetrics = (dir: string) =>
     .filter((m) => m.node === 'train');
 
 /** Starts a run and SIGKILLs it as soon as its first training checkpoint exists. */
-async function runKilledAfterFirstCheckpoint(out: string): Promise<void> {
-  const child = spawn(process.execPath, args(out), { cwd: root, env, stdio: 'ignore' });
+async function runKilledAfterFirstCheckpoint(arch: string, out: string): Promise<void> {
+  const child = spawn(process.execPath, args(arch, out), { cwd: root, env, stdio: 'ignore' });
   const exited = new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_code, signal) => res(signal)));
   const marker = train(out, 'last', 'training.json');
   const started = Date.now();
@@ -55,41 +60,43 @@ async function runKilledAfterFirstCheckpoint(out: string): Promise<void> {
   assert.is(await exited, 'SIGKILL');
 }
 
-test('killed after its first epoch, rerun into the same folder: resumes and ends with the uninterrupted weights', async () => {
-  const reference = join(tempDir(), 'reference');
-  const r = run(reference);
-  assert.is(r.code, 0, r.err);
-  assert.is(trainMetrics(reference).length, EPOCHS);
+for (const arch of Object.keys(cases)) {
+  test(`${arch}: killed after its first epoch, rerun into the same folder: resumes and ends with the uninterrupted weights`, async () => {
+    const reference = join(tempDir(), `${arch}-reference`);
+    const r = run(arch, reference);
+    assert.is(r.code, 0, r.err);
+    assert.is(trainMetrics(reference).length, EPOCHS);
 
-  const dir = join(tempDir(), 'killed');
-  await runKilledAfterFirstCheckpoint(dir);
-  const killed = JSON.parse(readFileSync(train(dir, 'last', 'training.json'), 'utf8')).state;
-  assert.not.ok(killed.finished, 'killed before the end of training');
-  assert.ok(killed.epoch >= 1 && killed.epoch < EPOCHS, `checkpoint at epoch ${killed.epoch}`);
-  assert.is(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).status, 'running', 'the killed run never closed its record');
+    const dir = join(tempDir(), `${arch}-killed`);
+    await runKilledAfterFirstCheckpoint(arch, dir);
+    const killed = JSON.parse(readFileSync(train(dir, 'last', 'training.json'), 'utf8')).state;
+    assert.not.ok(killed.finished, 'killed before the end of training');
+    assert.ok(killed.epoch >= 1 && killed.epoch < EPOCHS, `checkpoint at epoch ${killed.epoch}`);
+    assert.is(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).status, 'running', 'the killed run never closed its record');
 
-  const again = run(dir);
-  assert.is(again.code, 0, again.err);
-  const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
-  assert.is(info.status, 'completed');
-  assert.is(info.previousAttempts?.at(-1)?.status, 'running', 'the killed attempt is on record');
-  const logs = readFileSync(join(dir, 'logs.jsonl'), 'utf8');
-  assert.match(logs, new RegExp(`resuming from .*last: epoch ${killed.epoch + 1}`));
-  // Resumed, not restarted: no epoch was trained (and logged) twice.
-  const epochs = trainMetrics(dir).map((m) => m.epoch);
-  assert.equal(epochs, [...new Set(epochs)].sort((a, b) => a - b), `epochs logged: ${epochs}`);
-  assert.is(epochs.at(-1), EPOCHS);
-  assert.ok(epochs.length < 2 * EPOCHS);
+    const again = run(arch, dir);
+    assert.is(again.code, 0, again.err);
+    const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+    assert.is(info.status, 'completed');
+    assert.is(info.previousAttempts?.at(-1)?.status, 'running', 'the killed attempt is on record');
+    const logs = readFileSync(join(dir, 'logs.jsonl'), 'utf8');
+    assert.match(logs, new RegExp(`resuming from .*last: epoch ${killed.epoch + 1}`));
+    // Resumed, not restarted: no epoch was trained (and logged) twice.
+    const epochs = trainMetrics(dir).map((m) => m.epoch);
+    assert.equal(epochs, [...new Set(epochs)].sort((a, b) => a - b), `epochs logged: ${epochs}`);
+    assert.is(epochs.at(-1), EPOCHS);
+    assert.ok(epochs.length < 2 * EPOCHS);
 
-  for (const f of [['last', 'weights.bin'], ['last', 'optimizer.bin'], ['best', 'weights.bin']]) {
-    assert.ok(readFileSync(train(dir, ...f)).equals(readFileSync(train(reference, ...f))), `${f.join('/')} equals the uninterrupted run's`);
-  }
-  const state = JSON.parse(readFileSync(train(dir, 'last', 'training.json'), 'utf8')).state;
-  const refState = JSON.parse(readFileSync(train(reference, 'last', 'training.json'), 'utf8')).state;
-  assert.equal(
-    state.history.map((h: { trainLoss: number; valLoss: number }) => [h.trainLoss, h.valLoss]),
-    refState.history.map((h: { trainLoss: number; valLoss: number }) => [h.trainLoss, h.valLoss]),
-  );
-});
+    for (const f of [['last', 'weights.bin'], ['last', 'optimizer.bin'], ['best', 'weights.bin']]) {
+      assert.ok(readFileSync(train(dir, ...f)).equals(readFileSync(train(reference, ...f))), `${f.join('/')} equals the uninterrupted run's`);
+    }
+    const state = JSON.parse(readFileSync(train(dir, 'last', 'training.json'), 'utf8')).state;
+    const refState = JSON.parse(readFileSync(train(reference, 'last', 'training.json'), 'utf8')).state;
+    assert.equal(
+      state.history.map((h: { trainLoss: number; valLoss: number }) => [h.trainLoss, h.valLoss]),
+      refState.history.map((h: { trainLoss: number; valLoss: number }) => [h.trainLoss, h.valLoss]),
+    );
+  });
+}
 
 test.run();

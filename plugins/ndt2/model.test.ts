@@ -218,6 +218,30 @@ test('one Adam step lowers the loss on Poisson counts; training keeps improving'
   model.dispose();
 });
 
+test('dropout follows ForwardOptions.seed when given (resumable training), the model\'s own generator otherwise', () => {
+  const x: ModelInput = { sessionId: 's1', input: tf.tensor3d(maskedBatch('neuron', 4).input, [B, T, N]), mode: 'neuron', causal: false };
+  const off = { dropout: 0, embedDropout: 0, attentionDropout: 0 };
+  // Each dropout site alone: one that drew on the model's generator would differ between two
+  // calls with the same seed.
+  for (const rates of [{ embedDropout: 0.3 }, { dropout: 0.3 }, { attentionDropout: 0.3 }, { dropout: 0.3, embedDropout: 0.3, attentionDropout: 0.3 }]) {
+    const model = build({ ...off, ...rates, sessionTokens: true });
+    const run = (training: boolean, seed?: number) => {
+      const y = model.forward(x, { training, seed });
+      const v = Array.from(y.dataSync());
+      y.dispose();
+      return v;
+    };
+    const what = JSON.stringify(rates);
+    assert.equal(run(true, 11), run(true, 11), `${what}: same seed, same dropout`);
+    assert.not.equal(run(true, 11), run(true, 12), `${what}: another seed, other units dropped`);
+    assert.not.equal(run(true), run(true), `${what}: unseeded calls draw on`);
+    assert.not.equal(run(true, 11), run(false, 11), `${what}: training drops units`);
+    assert.equal(run(false, 11), run(false), `${what}: evaluation has no dropout, seed or not`);
+    model.dispose();
+  }
+  x.input.dispose();
+});
+
 test('no tensors leak across 20 training steps', () => {
   const model = build({ sessionTokens: true, sessionInput: true });
   const opt = tf.train.adam(1e-3);

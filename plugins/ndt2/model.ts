@@ -202,7 +202,9 @@ export class Ndt2Model implements ArchitectureModel {
     const promptIndex = this.prompts ? MTM_MODES.indexOf(x.mode) : -1;
     const k = (st.token ? 1 : 0) + (promptIndex >= 0 ? 1 : 0);
     this.checkMemory(b, k + t * np, t, np, opts.training);
-    const ctx: ForwardContext = { training: opts.training, rng: this.dropoutRng };
+    // A per-step seed from the trainer makes a resumed run drop what an uninterrupted one would.
+    const rng = opts.training && opts.seed !== undefined ? createRng(opts.seed) : this.dropoutRng;
+    const ctx: ForwardContext = { training: opts.training, rng };
     return tf.tidy(() => {
       let counts: tf.Tensor = x.input;
       if (st.input) counts = st.input.apply(counts);
