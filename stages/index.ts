@@ -4,6 +4,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { maskingSampler } from './masking-sampler.ts';
 import { trainModel } from './train-model.ts';
 import { evaluate } from './evaluate.ts';
+import { streamPredict } from './stream-predict.ts';
 import { oneDownload } from './one-download.ts';
 import { simulate } from './simulate.ts';
 import { spikeBinning } from './spike-binning.ts';
@@ -14,6 +15,6 @@ export const builtinPlugin = definePlugin({
   name: 'builtin',
   version: pkg.version,
   description: 'The stages that ship with mtm-flow: data path, masking, training, evaluation, writers',
-  // In data-flow order: source, binning, labelling, writing, masking, training, evaluation.
-  stages: [simulate, oneDownload, spikeBinning, regionLabelling, writeBinnedSession, maskingSampler, trainModel, evaluate],
+  // In data-flow order: source, binning, labelling, writing, masking, training, evaluation, streaming.
+  stages: [simulate, oneDownload, spikeBinning, regionLabelling, writeBinnedSession, maskingSampler, trainModel, evaluate, streamPredict],
 });

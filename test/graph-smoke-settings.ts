@@ -7,4 +7,5 @@ export const SMOKE_SETTINGS: Record<string, string[] | { runBy: string }> = {
   'train.yaml': { runBy: 'test/train-resume.test.ts' },
   'pretrain.yaml': { runBy: 'test/finetune-graph.test.ts' },
   'finetune.yaml': { runBy: 'test/finetune-graph.test.ts' },
+  'stream.yaml': { runBy: 'stages/stream-predict.test.ts' },
 };

@@ -6,6 +6,7 @@ import * as validate from './commands/validate.ts';
 import * as stages from './commands/stages.ts';
 import * as schema from './commands/schema.ts';
 import * as simulate from './commands/simulate.ts';
+import * as stream from './commands/stream.ts';
 
 export async function main(args: string[]): Promise<number> {
   try {
@@ -17,6 +18,7 @@ export async function main(args: string[]): Promise<number> {
       .command(stages as any)
       .command(schema as any)
       .command(simulate as any)
+      .command(stream as any)
       .demandCommand(1, 'name a command (mtm --help lists them)')
       .strict()
       .help()

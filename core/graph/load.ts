@@ -62,10 +62,16 @@ export class GraphSource {
     readonly file: string,
   ) {
     this.doc = parseDocument(text, { lineCounter: this.lineCounter, prettyErrors: false, uniqueKeys: true });
-    this.syntaxErrors = this.doc.errors.map((e) => {
+    const lines = text.split('\n');
+    const all = this.doc.errors.map((e) => {
       const pos = e.linePos?.[0] ?? this.lineCounter.linePos(e.pos[0]);
-      return { file, line: pos.line, col: pos.col, path: '', message: `YAML syntax: ${firstLine(e.message)}` };
+      // A bare ${name} inside { } or [ ] is the usual cause of a burst of flow errors.
+      const hint = /[{[][^}\]]*\$\{/.test(lines[pos.line - 1] ?? '') ? ' (inside { } or [ ], quote references: "${name}")' : '';
+      return { file, line: pos.line, col: pos.col, path: '', message: `YAML syntax: ${firstLine(e.message)}${hint}` };
     });
+    // One mistake can make the parser report dozens of errors: keep the first on each line, at most 10.
+    const seen = new Set<number>();
+    this.syntaxErrors = all.filter((d) => !seen.has(d.line) && seen.add(d.line)).slice(0, 10);
   }
 
   /** Line and column of the value at `path` (or of its key when `key` is set); the nearest existing parent otherwise. */
