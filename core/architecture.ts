@@ -27,6 +27,19 @@ export interface ModelInput {
   binValid?: Uint8Array;
 }
 
+/**
+ * A leave-one-out batch: B output rows, each a copy of one of U base inputs with one neuron
+ * zeroed in every bin (co-smoothing, intra-region). Rows sharing a base should be adjacent.
+ */
+export interface LeaveOneOutInput extends Omit<ModelInput, 'input'> {
+  /** Base counts [U, T, N_s], float32, nothing left out yet (other masked entries already 0). */
+  input: tf.Tensor3D;
+  /** [B]: the base row (in [0, U)) each output row copies. */
+  baseRow: Int32Array;
+  /** [B]: the neuron (in [0, N_s)) zeroed in every bin of each output row. */
+  leftOut: Int32Array;
+}
+
 export interface ForwardOptions {
   /** Dropout on when true; evaluation passes false. */
   training: boolean;
@@ -54,6 +67,15 @@ export interface ArchitectureModel {
    * tf op: call it inside tf.tidy / optimizer.minimize, or dispose the result.
    */
   forward(input: ModelInput, opts: ForwardOptions): tf.Tensor3D;
+  /**
+   * Optional fast path for leave-one-out evaluation: log-rates [B, T, N_s] as if neuron
+   * leftOut[b] were zeroed in row b (a copy of base row baseRow[b]), equal to `forward` on the
+   * B materialised copies to float32 rounding. An architecture whose input enters through a
+   * linear map can subtract the left-out neuron's rank-1 term instead of recomputing the map per
+   * copy. Without it, evaluation runs `forward` on every copy. `binValid`, when given, is per
+   * output row ([B * T]).
+   */
+  forwardLeaveOneOut?(input: LeaveOneOutInput, opts: ForwardOptions): tf.Tensor3D;
   /**
    * Trainable variables: 'all', 'sessions' (per-session weights only, for a frozen core), or the
    * per-session weights of one session id.

@@ -139,6 +139,18 @@ test('maxLeftOutNeurons: a seeded subset is left out in co-smoothing and intra-r
   assert.ok(v.inter_region_evaluated > 2);
 });
 
+test('fastLeaveOneOut: the same leave-one-out figures as the plain path, the only difference being speed', async () => {
+  const ref = await savedModel({ sessionTokens: true });
+  const run = async (fastLeaveOneOut: boolean) =>
+    (await runStage(evaluate, { ...fast, decoding: false, writePredictions: false, tasks: ['coSmoothing', 'intraRegion'], fastLeaveOneOut }, { model: [ref], sessions: [session()] }, ctxWithNdt1())).metrics[0] as Metrics;
+  const [on, off] = [await run(true), await run(false)];
+  for (const k of ['co_smoothing_bps', 'co_smoothing_bps_pooled', 'intra_region_bps', 'oracle_co_smoothing_bps', 'intra_region_oracle_ratio']) {
+    assert.ok(Number.isFinite(on.values[k]), k);
+    assert.ok(Math.abs(on.values[k] - off.values[k]) < 1e-4, `${k}: ${on.values[k]} vs ${off.values[k]}`);
+  }
+  assert.is(on.values.co_smoothing_evaluated, off.values.co_smoothing_evaluated);
+});
+
 test('a temporal-only model (no prompt tokens) is evaluated in temporal mode', async () => {
   const ref = await savedModel({ promptTokens: false });
   const out = await runStage(evaluate, { ...fast, decoding: false }, { model: [ref], sessions: [session()] }, ctxWithNdt1());

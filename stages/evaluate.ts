@@ -43,6 +43,7 @@ export const evaluateParams = z.object({
   intraRegionPrompt: prompt('intra-region prediction', DEFAULT_TASK_PROMPTS.intraRegion),
   forwardPredictionBins: z.number().int().min(1).default(10).describe('forward prediction: how many final bins are zeroed and predicted (10 x 20 ms = 200 ms)'),
   maxLeftOutNeurons: z.number().int().min(0).default(0).describe('co-smoothing and intra-region leave each neuron out in turn, the costliest part; above 0, only this many neurons (a seeded random subset, the same for both tasks) are left out and scored. 0 = all'),
+  fastLeaveOneOut: z.boolean().default(true).describe('co-smoothing and intra-region use the architecture\'s exact leave-one-out pass when it has one (NDT1: the left-out neuron\'s rank-1 term is subtracted from the first layer computed once per trial; equal results to float32 rounding). false runs the plain forward pass on every copy'),
   batchSize: z.number().int().min(1).default(32).describe('trial copies per forward pass (leave-one-out tasks put one (trial, left-out neuron) pair per row)'),
   regionLevel: z.enum(['acronym', 'beryl', 'cosmos']).default('acronym').describe('which neuron label defines a region for the region tasks (as in the masking sampler)'),
   decoding: z.boolean().default(true).describe('decode behaviour (choice, whisker motion energy, wheel speed) from the predicted rates'),
@@ -122,7 +123,7 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
       const { mode, causal } = resolvePrompt(prompts[task], promptTokens);
       let last = 0;
       const r = await runTask(s, task, predictor, regions, p.forwardPredictionBins, {
-        mode, causal, batchSize: p.batchSize, rows, leaveOut, signal: ctx.signal,
+        mode, causal, batchSize: p.batchSize, rows, leaveOut, fastLeaveOneOut: p.fastLeaveOneOut, signal: ctx.signal,
         onBatch: (done) => {
           bar.increment(done - last);
           last = done;

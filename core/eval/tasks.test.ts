@@ -267,6 +267,113 @@ test('batched leave-one-out equals an unbatched reference (NDT1, co-smoothing an
   model.dispose();
 });
 
+test('leave-one-out plans describe exactly the masks they stand for', () => {
+  for (const leaveOut of [undefined, [6, 0, 4]]) {
+    for (const task of ['coSmoothing', 'intraRegion'] as const) {
+      const plan = planTask(task, T, regions, 2, leaveOut);
+      const loo = plan.leaveOneOut!;
+      assert.is(loo.leftOut.length, plan.count);
+      for (let k = 0; k < plan.count; k++) {
+        const m = plan.mask(k);
+        const zeroed = new Set(loo.baseZeroed[loo.group[k]]);
+        for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) {
+          assert.is(m.masked[at(t, n)], zeroed.has(n) || n === loo.leftOut[k] ? 1 : 0, `${task} mask ${k} n=${n}`);
+          assert.is(m.scored[at(t, n)], n === loo.leftOut[k] ? 1 : 0);
+        }
+      }
+    }
+  }
+  assert.is(planTask('forwardPrediction', T, regions, 2).leaveOneOut, undefined);
+  assert.is(planTask('interRegion', T, regions, 2).leaveOneOut, undefined);
+});
+
+test('fast leave-one-out path: base inputs keep the left-out neuron, copies of a base are adjacent, results equal the plain path', async () => {
+  const s = session();
+  const TN = T * N;
+  const rows = testRows(s);
+  const requests: { base: Float32Array; baseRow: Int32Array; leftOut: Int32Array; rows: Int32Array }[] = [];
+  // Answers log1p of each materialised copy, so any difference in what it sees shows in the result.
+  const p: LogRatePredictor = (r) => tf.log1p(r.input) as tf.Tensor3D;
+  p.leaveOneOut = (r) => {
+    const base = r.input.dataSync() as Float32Array;
+    requests.push({ base, baseRow: r.baseRow.slice(), leftOut: r.leftOut.slice(), rows: r.rows.slice() });
+    const copies = new Float32Array(r.leftOut.length * TN);
+    for (let i = 0; i < r.leftOut.length; i++) {
+      copies.set(base.subarray(r.baseRow[i] * TN, (r.baseRow[i] + 1) * TN), i * TN);
+      for (let t = 0; t < T; t++) copies[i * TN + at(t, r.leftOut[i])] = 0;
+    }
+    return tf.log1p(tf.tensor3d(copies, [r.leftOut.length, T, N])) as tf.Tensor3D;
+  };
+  for (const task of ['coSmoothing', 'intraRegion'] as const) {
+    for (const leaveOut of [undefined, [1, 5, 6]]) {
+      requests.length = 0;
+      const o = { mode: DEFAULT_TASK_PROMPTS[task], causal: false, batchSize: leaveOut ? 7 : 5, leaveOut };
+      const fast = await runTask(s, task, p, regions, 2, o);
+      const slow = await runTask(s, task, p, regions, 2, { ...o, fastLeaveOneOut: false });
+      assert.is(fast.predicted.length, slow.predicted.length);
+      assert.ok(fast.predicted.every((v, e) => Object.is(v, slow.predicted[e])), `${task}: same predictions, NaN where not scored`);
+      assert.equal(fast.scored, slow.scored, task);
+      assert.is(fast.forwardPasses, slow.forwardPasses);
+      const plan = planTask(task, T, regions, 2, leaveOut);
+      assert.is(requests.reduce((a, q) => a + q.leftOut.length, 0), plan.count * rows.length, `${task}: every job through the fast path`);
+      const seen = new Set<string>();
+      for (const q of requests) {
+        assert.ok(q.leftOut.length <= o.batchSize);
+        for (let i = 1; i < q.baseRow.length; i++) assert.ok(q.baseRow[i] === q.baseRow[i - 1] || q.baseRow[i] === q.baseRow[i - 1] + 1, 'adjacent copies');
+        if (task === 'coSmoothing') {
+          // Co-smoothing's copies come in equal runs per base (NDT1's cheapest layout).
+          const runs = new Map<number, number>();
+          for (const u of q.baseRow) runs.set(u, (runs.get(u) ?? 0) + 1);
+          assert.is(new Set(runs.values()).size, 1, `equal runs: ${[...runs.values()]}`);
+        }
+        for (let i = 0; i < q.leftOut.length; i++) {
+          const k = [...plan.leaveOneOut!.leftOut].indexOf(q.leftOut[i]);
+          const zeroed = new Set(plan.leaveOneOut!.baseZeroed[plan.leaveOneOut!.group[k]]);
+          for (let e = 0; e < TN; e++) {
+            const want = zeroed.has(e % N) ? 0 : s.counts[q.rows[i] * TN + e];
+            assert.is(q.base[q.baseRow[i] * TN + e], want, `${task} base of copy ${i}, entry ${e}`);
+          }
+          seen.add(`${q.rows[i]}:${q.leftOut[i]}`);
+        }
+      }
+      assert.is(seen.size, plan.count * rows.length, 'each (trial, neuron) once');
+    }
+  }
+});
+
+test('NDT1 fast leave-one-out path equals the plain path to 1e-4 (co-smoothing, intra-region, subsets, odd batch sizes)', async () => {
+  const s = session(12, 19);
+  const model = ndt1Architecture.build({ ...tiny, sessionTokens: true }, { sessions: [{ sessionId: 's1', nNeurons: N, nBins: T }], seed: 8 });
+  const p = modelPredictor(model, 's1');
+  assert.type(p.leaveOneOut, 'function');
+  let fastCalls = 0;
+  const counted: LogRatePredictor = (r) => p(r);
+  counted.leaveOneOut = (r) => {
+    fastCalls++;
+    return p.leaveOneOut!(r);
+  };
+  for (const task of ['coSmoothing', 'intraRegion'] as const) {
+    for (const [batchSize, leaveOut] of [[7, undefined], [3, [0, 2, 3, 6]], [64, undefined]] as const) {
+      const o = { mode: DEFAULT_TASK_PROMPTS[task], causal: false, batchSize, leaveOut };
+      fastCalls = 0;
+      const before = tf.memory().numTensors;
+      const fast = await runTask(s, task, counted, regions, 2, o);
+      assert.ok(fastCalls > 0);
+      assert.is(tf.memory().numTensors, before);
+      const slow = await runTask(s, task, counted, regions, 2, { ...o, fastLeaveOneOut: false });
+      assert.equal(fast.scored, slow.scored);
+      let worst = 0;
+      for (let e = 0; e < fast.predicted.length; e++) {
+        if (!slow.scored[e]) continue;
+        worst = Math.max(worst, Math.abs(fast.predicted[e] - slow.predicted[e]));
+      }
+      assert.ok(worst < 1e-4, `${task} batch ${batchSize}: max difference ${worst}`);
+      assert.ok(Math.abs(fast.bps.mean - slow.bps.mean) < 1e-4);
+    }
+  }
+  model.dispose();
+});
+
 test('a temporal-only model (no prompt tokens) runs every task in temporal mode', async () => {
   const s = session(6, 17);
   const model = ndt1Architecture.build({ ...tiny, promptTokens: false }, { sessions: [{ sessionId: 's1', nNeurons: N, nBins: T }], seed: 5 });

@@ -6,6 +6,11 @@
 // - Work is a list of jobs (test trial, task mask). A batch stacks jobs along the batch axis, so
 //   leave-one-out tasks run many (trial, left-out neuron) pairs per forward pass while every copy
 //   still has exactly one neuron left out.
+// - Leave-one-out fast path: when the predictor has `leaveOneOut` (NDT1's exact rank-1 pass),
+//   co-smoothing and intra-region send each base input (a test trial, for intra-region with the
+//   region's outside zeroed) once per batch with the neurons its copies leave out, and batches
+//   run trial-major in near-equal chunks per base, so a batch holds few bases. Same results to
+//   float32 rounding; `fastLeaveOneOut: false` forces the plain path (one materialised copy per row).
 // - The model is reached through a `LogRatePredictor`, which also receives the session trial of
 //   each batch row: oracles and tests can answer without a model (see modelPredictor).
 // - Prompts: each task's prompt is a parameter (defaults: neuron, causal, inter-region,
@@ -115,6 +120,18 @@ export interface TaskPlan {
   mask(k: number): TrialMask;
   /** Set when the task cannot run on this session. */
   skipped?: string;
+  /** Leave-one-out tasks (co-smoothing, intra-region): the same masks, by structure. */
+  leaveOneOut?: LeaveOneOutPlan;
+}
+
+/**
+ * Mask k zeroes, in every bin, the neurons baseZeroed[group[k]] (shared by every mask of the
+ * group) plus neuron leftOut[k], and scores exactly neuron leftOut[k] in every bin.
+ */
+export interface LeaveOneOutPlan {
+  leftOut: Int32Array;
+  group: Int32Array;
+  baseZeroed: Int32Array[];
 }
 
 /**
@@ -130,7 +147,10 @@ export function planTask(task: EvalTask, nBins: number, regions: readonly string
   switch (task) {
     case 'coSmoothing': {
       const order = leaveOut ? [...chosen!].sort((a, b) => a - b) : [...Array(nNeurons).keys()];
-      return { count: order.length, mask: (k) => coSmoothingMask(nBins, nNeurons, order[k]) };
+      return {
+        count: order.length, mask: (k) => coSmoothingMask(nBins, nNeurons, order[k]),
+        leaveOneOut: { leftOut: Int32Array.from(order), group: new Int32Array(order.length), baseZeroed: [new Int32Array(0)] },
+      };
     }
     case 'forwardPrediction':
       forwardPredictionMask(nBins, nNeurons, forwardBins); // validates before any work
@@ -141,7 +161,11 @@ export function planTask(task: EvalTask, nBins: number, regions: readonly string
     case 'intraRegion': {
       // Neurons grouped by region, so consecutive jobs share the region's outside mask pattern.
       const order = names.flatMap((r) => regions.flatMap((x, n) => (x === r && (!chosen || chosen.has(n)) ? [n] : [])));
-      return { count: order.length, mask: (k) => intraRegionMask(regions, nBins, regions[order[k]], order[k]) };
+      const outside = names.map((r) => Int32Array.from(regions.flatMap((x, n) => (x !== r ? [n] : []))));
+      return {
+        count: order.length, mask: (k) => intraRegionMask(regions, nBins, regions[order[k]], order[k]),
+        leaveOneOut: { leftOut: Int32Array.from(order), group: Int32Array.from(order, (n) => names.indexOf(regions[n])), baseZeroed: outside },
+      };
     }
   }
 }
@@ -158,12 +182,33 @@ export interface PredictRequest {
   rows: Int32Array;
 }
 
-/** Log-rates [B, T, N] for a batch; called inside tf.tidy, so it may create tensors freely. */
-export type LogRatePredictor = (req: PredictRequest) => tf.Tensor3D;
+/** A leave-one-out batch: B copies of U base inputs, each with one more neuron zeroed. */
+export interface LeaveOneOutRequest extends Omit<PredictRequest, 'input'> {
+  /** Base inputs [U, T, N]: the task's shared masked entries zeroed, not the left-out neuron. */
+  input: tf.Tensor3D;
+  /** [B]: base row each copy is made of; copies of one base are adjacent. */
+  baseRow: Int32Array;
+  /** [B]: neuron zeroed in every bin of each copy. */
+  leftOut: Int32Array;
+}
 
-/** A predictor running the model's forward pass in eval mode (no dropout). */
-export function modelPredictor(model: Pick<ArchitectureModel, 'forward'>, sessionId: string): LogRatePredictor {
-  return (r) => model.forward({ sessionId, input: r.input, mode: r.mode, causal: r.causal }, { training: false });
+/**
+ * Log-rates [B, T, N] for a batch; called inside tf.tidy, so it may create tensors freely.
+ * `leaveOneOut`, when present, answers leave-one-out batches without materialising the copies
+ * (ArchitectureModel.forwardLeaveOneOut) and must equal the plain call on them.
+ */
+export type LogRatePredictor = ((req: PredictRequest) => tf.Tensor3D) & {
+  leaveOneOut?: (req: LeaveOneOutRequest) => tf.Tensor3D;
+};
+
+/** A predictor running the model's forward pass in eval mode (no dropout), with its leave-one-out path when it has one. */
+export function modelPredictor(model: Pick<ArchitectureModel, 'forward' | 'forwardLeaveOneOut'>, sessionId: string): LogRatePredictor {
+  const p: LogRatePredictor = (r) => model.forward({ sessionId, input: r.input, mode: r.mode, causal: r.causal }, { training: false });
+  if (model.forwardLeaveOneOut) {
+    p.leaveOneOut = (r) =>
+      model.forwardLeaveOneOut!({ sessionId, input: r.input, baseRow: r.baseRow, leftOut: r.leftOut, mode: r.mode, causal: r.causal }, { training: false });
+  }
+  return p;
 }
 
 /** Session trial rows of the test split, in session order. */
@@ -190,6 +235,8 @@ export interface RunOptions {
   rows?: Int32Array;
   /** Leave-one-out tasks: only these neurons (default: all). */
   leaveOut?: readonly number[];
+  /** Leave-one-out tasks use the predictor's leaveOneOut path when it has one (default true). */
+  fastLeaveOneOut?: boolean;
   signal?: AbortSignal;
   onBatch?: (jobsDone: number, jobsTotal: number) => void;
 }
@@ -249,6 +296,10 @@ export async function runTask(s: BinnedSession, task: EvalTask, predictor: LogRa
   if (plan.skipped) return { ...done(plan.skipped), forwardPasses: 0 };
   if (nRows === 0) return { ...done('no test trials'), forwardPasses: 0 };
 
+  if (plan.leaveOneOut && predictor.leaveOneOut && o.fastLeaveOneOut !== false) {
+    await runLeaveOneOut(s, task, plan.leaveOneOut, predictor.leaveOneOut, rows, counts, predicted, scored, o);
+    return done();
+  }
   const total = plan.count * nRows;
   let cachedK = -1;
   let cached: { masked: Int32Array; scored: Int32Array } | undefined;
@@ -309,6 +360,100 @@ export async function runTask(s: BinnedSession, task: EvalTask, predictor: LogRa
   return done();
 }
 
+/**
+ * The leave-one-out jobs of runTask through the predictor's fast path. A base is one trial with
+ * one group's shared mask; its copies (one per left-out neuron of the group) go in near-equal
+ * chunks of at most batchSize, and consecutive chunks share a batch while they fit. So a batch
+ * holds few bases, each chunk is its own base, and co-smoothing's chunks are all equal (the
+ * cheapest layout for NDT1: one broadcast subtraction).
+ */
+async function runLeaveOneOut(
+  s: BinnedSession, task: EvalTask, loo: LeaveOneOutPlan, predict: NonNullable<LogRatePredictor['leaveOneOut']>, rows: Int32Array,
+  counts: Int32Array, predicted: Float32Array, scored: Uint8Array, o: RunOptions,
+): Promise<void> {
+  const { nBins: T, nNeurons: N } = s;
+  const TN = T * N;
+  const count = loo.leftOut.length;
+  const total = count * rows.length;
+  const B = o.batchSize;
+  // Mask ranges [k0, k1) sharing a group (plans list a group's masks together).
+  const segments: [number, number][] = [];
+  for (let k = 0; k < count;) {
+    let e = k + 1;
+    while (e < count && loo.group[e] === loo.group[k]) e++;
+    segments.push([k, e]);
+    k = e;
+  }
+  const base = new Float32Array(Math.min(B, total) * TN);
+  let chunks: { r: number; k0: number; len: number }[] = [];
+  let size = 0;
+  let jobsDone = 0;
+  const flush = async () => {
+    if (o.signal?.aborted) throw new Error(`${task} evaluation of session ${s.sessionId} interrupted`);
+    const b = size;
+    const batchRows = new Int32Array(b);
+    const baseRow = new Int32Array(b);
+    const leftOut = new Int32Array(b);
+    let i = 0;
+    chunks.forEach(({ r, k0, len }, u) => {
+      const off = u * TN;
+      base.set(counts.subarray(r * TN, (r + 1) * TN), off);
+      for (const n of loo.baseZeroed[loo.group[k0]]) for (let t = 0; t < T; t++) base[off + t * N + n] = 0;
+      for (let k = k0; k < k0 + len; k++, i++) {
+        batchRows[i] = rows[r];
+        baseRow[i] = u;
+        leftOut[i] = loo.leftOut[k];
+      }
+    });
+    const out = tf.tidy(() => {
+      const x = tf.tensor3d(base.subarray(0, chunks.length * TN), [chunks.length, T, N], 'float32');
+      const y = predict({ input: x, mode: o.mode, causal: o.causal, rows: batchRows, baseRow, leftOut });
+      if (y.shape[0] !== b || y.shape[1] !== T || y.shape[2] !== N) {
+        throw new Error(`the model's leave-one-out pass returned shape [${y.shape.join(', ')}] for ${b} copies of [${T}, ${N}]`);
+      }
+      return y;
+    });
+    let values: Float32Array;
+    try {
+      values = (await out.data()) as Float32Array;
+    } finally {
+      out.dispose();
+    }
+    for (let c = 0, row = 0; c < chunks.length; c++) {
+      const dst = chunks[c].r * TN;
+      for (let q = 0; q < chunks[c].len; q++, row++) {
+        const n = leftOut[row];
+        const off = row * TN;
+        for (let e = n; e < TN; e += N) {
+          const v = values[off + e];
+          if (!Number.isFinite(v)) throw new Error(`${task}: the model predicted a non-finite log-rate (${v}) for session ${s.sessionId}, trial ${batchRows[row]}`);
+          predicted[dst + e] = v;
+          scored[dst + e] = 1;
+        }
+      }
+    }
+    jobsDone += b;
+    chunks = [];
+    size = 0;
+    o.onBatch?.(jobsDone, total);
+    await nextTick();
+  };
+  for (let r = 0; r < rows.length; r++) {
+    for (const [k0, k1] of segments) {
+      const m = k1 - k0;
+      const c = Math.ceil(m / B);
+      for (let q = 0; q < c; q++) {
+        const a = k0 + Math.floor((q * m) / c);
+        const len = k0 + Math.floor(((q + 1) * m) / c) - a;
+        if (size + len > B) await flush();
+        chunks.push({ r, k0: a, len });
+        size += len;
+      }
+    }
+  }
+  if (size > 0) await flush();
+}
+
 export interface EvaluateTasksOptions {
   tasks: readonly EvalTask[];
   /** Requested prompt per task (resolved against the model's prompt tokens). */
@@ -319,6 +464,8 @@ export interface EvaluateTasksOptions {
   regions: readonly string[];
   /** Leave-one-out tasks: only these neurons (default: all). */
   leaveOut?: readonly number[];
+  /** Use the predictor's leave-one-out fast path when it has one (default true). */
+  fastLeaveOneOut?: boolean;
   signal?: AbortSignal;
   onBatch?: (task: EvalTask, jobsDone: number, jobsTotal: number) => void;
 }
@@ -330,7 +477,7 @@ export async function evaluateTasks(s: BinnedSession, predictor: LogRatePredicto
   for (const task of o.tasks) {
     const { mode, causal } = resolvePrompt(o.prompts[task], o.promptTokens);
     out[task] = await runTask(s, task, predictor, o.regions, o.forwardBins, {
-      mode, causal, batchSize: o.batchSize, rows, leaveOut: o.leaveOut, signal: o.signal,
+      mode, causal, batchSize: o.batchSize, rows, leaveOut: o.leaveOut, fastLeaveOneOut: o.fastLeaveOneOut, signal: o.signal,
       onBatch: o.onBatch && ((d, t) => o.onBatch!(task, d, t)),
     });
   }

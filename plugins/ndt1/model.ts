@@ -1,7 +1,7 @@
 // NDT1 (SPEC.md §4): one token per time bin, per-session stitchers keyed by session id, learned
 // position, prompt and session tokens, and a pre-LayerNorm transformer encoder.
 import { z } from 'zod';
-import type { ArchitectureModel, BuildOptions, ForwardOptions, ModelInput, SessionSpec } from '../../core/architecture.ts';
+import type { ArchitectureModel, BuildOptions, ForwardOptions, LeaveOneOutInput, ModelInput, SessionSpec } from '../../core/architecture.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
 import { attentionBias, dropout, Encoder, LayerNorm, softsign, type ForwardContext } from '../../core/tensor/layers.ts';
@@ -98,15 +98,23 @@ export class Ndt1Model implements ArchitectureModel {
   }
 
   forward(x: ModelInput, opts: ForwardOptions): tf.Tensor3D {
+    return this.forwardFrom(x, opts, x.input.shape[0], (st) => st.in1.apply(x.input));
+  }
+
+  /**
+   * The forward pass of `b` rows from the stitcher's first Linear on: `firstLayer` returns its
+   * output [b, T, hidden] before softsign (the leave-one-out path supplies its own).
+   */
+  private forwardFrom(x: ModelInput, opts: ForwardOptions, b: number, firstLayer: (st: Stitcher) => tf.Tensor): tf.Tensor3D {
     const st = this.stitcher(x.sessionId);
-    const [b, t, n] = x.input.shape;
+    const [, t, n] = x.input.shape;
     if (n !== st.spec.nNeurons) throw new Error(`ndt1: batch of session ${x.sessionId} has ${n} neurons, its stitcher ${st.spec.nNeurons}`);
     if (t > this.config.maxBins) throw new Error(`ndt1: batch has ${t} bins, the position embedding ${this.config.maxBins}`);
     const d = this.config.dModel;
     const rng = opts.training && opts.seed !== undefined ? createRng(opts.seed) : this.dropoutRng;
     const ctx: ForwardContext = { training: opts.training, rng };
     return tf.tidy(() => {
-      const embedded = st.in2.apply(softsign(st.in1.apply(x.input)));
+      const embedded = st.in2.apply(softsign(firstLayer(st)));
       let tokens = tf.add(embedded, tf.slice(this.position, [0, 0], [t, d])) as tf.Tensor3D;
       // Prompt and session tokens are prepended after the position embedding: they carry none.
       const prefix: tf.Tensor[] = [];
@@ -123,6 +131,50 @@ export class Ndt1Model implements ArchitectureModel {
       let h = this.finalNorm.apply(this.encoder.apply(tokens, bias, ctx)) as tf.Tensor3D;
       if (p > 0) h = tf.slice(h, [0, p, 0], [b, t, d]);
       return st.readout.apply(h) as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * Leave-one-out fast path (ArchitectureModel.forwardLeaveOneOut). Counts enter only through the
+   * stitcher's first Linear, which is linear: zeroing neuron n subtracts x[:, :, n] * W1[n, :]
+   * from its output. So that N -> hidden product runs once per base input, and each copy
+   * subtracts its own rank-1 term from its base's; the rest runs per copy as in forward.
+   */
+  forwardLeaveOneOut(x: LeaveOneOutInput, opts: ForwardOptions): tf.Tensor3D {
+    const [u, t, n] = x.input.shape;
+    const b = x.leftOut.length;
+    if (x.baseRow.length !== b) throw new Error(`ndt1: leave-one-out batch has ${x.baseRow.length} base rows for ${b} left-out neurons`);
+    if (b === 0) throw new Error('ndt1: leave-one-out batch has no copies');
+    // One-hot matrices select W1's rows, x's columns and each copy's base by plain products (no gather).
+    const pick = new Float32Array(b * n); // [B, N]
+    const pickT = new Float32Array(n * b); // [N, B]
+    const ownBase = new Float32Array(u * b); // [U, 1, B]
+    for (let i = 0; i < b; i++) {
+      if (!(Number.isInteger(x.baseRow[i]) && x.baseRow[i] >= 0 && x.baseRow[i] < u)) throw new Error(`ndt1: leave-one-out row ${i} copies base row ${x.baseRow[i]}, not in [0, ${u})`);
+      if (!(Number.isInteger(x.leftOut[i]) && x.leftOut[i] >= 0 && x.leftOut[i] < n)) throw new Error(`ndt1: leave-one-out row ${i} leaves out neuron ${x.leftOut[i]}, not in [0, ${n})`);
+      pick[i * n + x.leftOut[i]] = 1;
+      pickT[x.leftOut[i] * b + i] = 1;
+      ownBase[x.baseRow[i] * b + i] = 1;
+    }
+    const runs = copyRuns(x.baseRow);
+    return this.forwardFrom(x, opts, b, (st) => {
+      const h = st.in1.outDim;
+      const base = st.in1.apply(x.input); // [U, T, H]
+      // Column leftOut[i] of every base ([U*T, B], small), then each copy's own base: [B, T, 1].
+      const cols = tf.matMul(tf.reshape(x.input, [u * t, n]), tf.tensor2d(pickT, [n, b]));
+      const own = u === 1 ? cols : tf.sum(tf.mul(tf.reshape(cols, [u, t, b]), tf.tensor3d(ownBase, [u, 1, b])), 0);
+      const column = tf.reshape(tf.transpose(own), [b, t, 1]);
+      const weightRow = tf.reshape(tf.matMul(tf.tensor2d(pick, [b, n]), st.in1.weight), [b, 1, h]);
+      // The [B, T, H] passes dominate what is left of the first layer: with equal runs of copies
+      // over bases 0..U-1 in order (what evaluation sends), one product and one broadcast subtraction.
+      const k = b / u;
+      if (runs.length === u && runs.every((r, j) => r.base === j && r.count === k)) {
+        return tf.reshape(tf.sub(tf.reshape(base, [u, 1, t, h]), tf.reshape(tf.mul(column, weightRow), [u, k, t, h])), [b, t, h]);
+      }
+      const parts = runs.map((r) =>
+        tf.sub(tf.slice(base, [r.base, 0, 0], [1, t, h]), tf.mul(tf.slice(column, [r.start, 0, 0], [r.count, t, 1]), tf.slice(weightRow, [r.start, 0, 0], [r.count, 1, h]))),
+      );
+      return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
     });
   }
 
@@ -149,4 +201,15 @@ export class Ndt1Model implements ArchitectureModel {
     this.store.dispose();
     this.stitchers.clear();
   }
+}
+
+/** Runs of adjacent copies of one base: copies start..start+count-1 all copy `base`. */
+function copyRuns(baseRow: Int32Array): { base: number; start: number; count: number }[] {
+  const runs: { base: number; start: number; count: number }[] = [];
+  for (let i = 0; i < baseRow.length; i++) {
+    const last = runs[runs.length - 1];
+    if (last && last.base === baseRow[i]) last.count++;
+    else runs.push({ base: baseRow[i], start: i, count: 1 });
+  }
+  return runs;
 }
