@@ -5,6 +5,8 @@ import { runStage, tempDir, testContext } from '../core/testing.ts';
 import { simulateCache } from '../core/sim/cache.ts';
 import { loadSpikeTrains } from '../core/alf/session.ts';
 import type { BinnedSession, SpikeTrains } from '../core/payloads.ts';
+import { binSession } from '../core/binning/bin-session.ts';
+import { startPrefaultHelper, stopPrefaultHelper } from '../core/binning/prefault.ts';
 
 const cache = tempDir();
 const infos = await simulateCache({ out: cache, sessions: 2, seed: 21, trials: [40, 40], neurons: [30, 40], maxProbes: 2 });
@@ -188,6 +190,22 @@ test('errors name the session and probe', async () => {
     () => assert.unreachable('goodOnly without labels must fail'),
     (e: Error) => assert.match(e.message, /clusters\.metrics/),
   );
+});
+
+test('the prefault thread path (forced on, two probes into one array) gives exactly the same counts', async () => {
+  const plain = await bin(twoProbes, {}, 1);
+  const p = spikeBinning.params.parse({ seed: 1 });
+  await startPrefaultHelper();
+  try {
+    const threaded = binSession(twoProbes, { ...p, seed: 1, prefault: true }).session;
+    assert.ok(threaded.counts.buffer instanceof SharedArrayBuffer, 'the helper path ran');
+    assert.is(threaded.counts.length, plain.counts.length);
+    assert.ok(threaded.counts.every((c, i) => c === plain.counts[i]));
+    const viaParam = await bin(twoProbes, { prefaultThread: true }, 1);
+    assert.ok(viaParam.counts.every((c, i) => c === plain.counts[i]));
+  } finally {
+    await stopPrefaultHelper();
+  }
 });
 
 test.run();

@@ -29,6 +29,10 @@ export const spikeBinningParams = z.object({
   goodOnly: z.boolean().default(false).describe('keep only units labelled good (clusters.metrics label == 1); the reference keeps all'),
   probes: z.array(z.string()).default([]).describe('probe names to keep (e.g. probe00); empty keeps every probe'),
   trueRates: z.boolean().default(true).describe('fill expected counts from the simulator\'s true rates when the session has them'),
+  prefaultThread: z
+    .boolean()
+    .default(false)
+    .describe('fault the memory of large counts arrays in on a helper thread while counting (measured slower on a shared 2-core VM, see bench/results/binning.json; may help where a core is idle)'),
 });
 
 export const spikeBinning = defineStage({
@@ -48,7 +52,7 @@ export const spikeBinning = defineStage({
         const started = performance.now();
         const regions = await loadAllenRegions();
         const truth = p.trueRates ? await loadSimTruth(trains.path) : undefined;
-        const { session, filter, trueRatesSkipped } = binSession(trains, { ...p, seed }, { regions, truth });
+        const { session, filter, trueRatesSkipped } = binSession(trains, { ...p, seed, prefault: p.prefaultThread ? 'auto' : false }, { regions, truth });
         const spikes = trains.probes.reduce((s, pr) => s + pr.times.length, 0);
         const ms = performance.now() - started;
         const log = ctx.logger.child({ session: trains.sessionId });

@@ -8,6 +8,7 @@ import { readNpy } from '../io/npy.ts';
 import { clusterAtlasIds, labelNeurons } from '../atlas/label.ts';
 import type { AllenRegions } from '../atlas/regions.ts';
 import { binCount, binSpikes, columnTable } from './bin-spikes.ts';
+import { allocCounts, type AllocCountsOptions } from './prefault.ts';
 import { filterTrials, splitTrials, trialBehaviour, type FilterResult, type TrialFilter } from './trials.ts';
 import { expectedCountsFromGrid, meanPerBin, wheelSpeedPerBin, type RateGrid } from './per-bin.ts';
 
@@ -19,6 +20,8 @@ export interface BinSessionOptions extends TrialFilter {
   goodOnly: boolean;
   /** Probe names to keep; empty keeps all. */
   probes: readonly string[];
+  /** Fault the counts' pages in on a helper thread (prefault.ts; off by default: slower on the shared 2-core VM). */
+  prefault?: AllocCountsOptions['prefault'];
 }
 
 /** The simulator's ground truth as found beside a session (see core/sim). */
@@ -124,10 +127,15 @@ export function binSession(trains: SpikeTrains, o: BinSessionOptions, extras: { 
   }
 
   const nNeurons = neurons.length;
-  const counts = new Int32Array(kept.length * nBins * nNeurons);
-  for (const { probe: p, table } of plans) {
-    checkSorted(p.times, `${where} probe ${p.probe}`);
-    binSpikes({ times: p.times, clusters: p.clusters, columnOf: table, nNeurons, alignTimes, windowS: o.windowS, binSizeMs: o.binSizeMs, out: counts });
+  const alloc = allocCounts(kept.length * nBins * nNeurons, { prefault: o.prefault });
+  const counts = alloc.array;
+  try {
+    for (const { probe: p, table } of plans) {
+      checkSorted(p.times, `${where} probe ${p.probe}`);
+      binSpikes({ times: p.times, clusters: p.clusters, columnOf: table, nNeurons, alignTimes, windowS: o.windowS, binSizeMs: o.binSizeMs, out: counts });
+    }
+  } finally {
+    alloc.done();
   }
 
   const grid = { alignTimes, windowS: o.windowS, binSizeMs: o.binSizeMs };

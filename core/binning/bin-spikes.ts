@@ -5,6 +5,7 @@
 // [e_0, e_nBins). A spike exactly on an edge goes to the later bin; a spike exactly at the
 // window's end is not counted. The bin index is computed arithmetically, then corrected by one
 // against those edges so floating-point division never disagrees with the comparison.
+import { allocCounts, type AllocCountsOptions } from './prefault.ts';
 
 export interface BinSpikesInput {
   /** Spike times in seconds, sorted ascending. */
@@ -23,6 +24,8 @@ export interface BinSpikesInput {
   binSizeMs: number;
   /** Add into this [trial][bin][neuron] array instead of a fresh one (several probes). */
   out?: Int32Array;
+  /** Fault a fresh output's pages in on a helper thread (prefault.ts; off by default: slower on the shared 2-core VM). */
+  prefault?: AllocCountsOptions['prefault'];
 }
 
 /** Number of bins a window holds; refuses windows that are not a whole number of bins. */
@@ -45,16 +48,28 @@ export function binCount(windowS: readonly [number, number], binSizeMs: number):
  * by overlapping windows is read once per window, as it must be counted once per window.
  */
 export function binSpikes(x: BinSpikesInput): Int32Array {
-  const { times, clusters, columnOf, nNeurons, alignTimes, binSizeMs } = x;
+  const { times, clusters, nNeurons, alignTimes, binSizeMs } = x;
   const nBins = binCount(x.windowS, binSizeMs);
   const nTrials = alignTimes.length;
   if (clusters.length !== times.length) {
     throw new Error(`binning: ${times.length} spike times but ${clusters.length} spike clusters`);
   }
   const size = nTrials * nBins * nNeurons;
-  const out = x.out ?? new Int32Array(size);
-  if (out.length !== size) throw new Error(`binning: output holds ${out.length} entries, expected ${size}`);
-  if (nTrials === 0 || times.length === 0 || nNeurons === 0) return out;
+  if (x.out && x.out.length !== size) throw new Error(`binning: output holds ${x.out.length} entries, expected ${size}`);
+  const fresh = x.out ? undefined : allocCounts(size, { prefault: x.prefault });
+  const out = x.out ?? fresh!.array;
+  try {
+    countInto(x, out, nBins);
+  } finally {
+    fresh?.done();
+  }
+  return out;
+}
+
+function countInto(x: BinSpikesInput, out: Int32Array, nBins: number): void {
+  const { times, clusters, columnOf, nNeurons, alignTimes, binSizeMs } = x;
+  const nTrials = alignTimes.length;
+  if (nTrials === 0 || times.length === 0 || nNeurons === 0) return;
 
   const binS = binSizeMs / 1000;
   const invBin = 1 / binS;
@@ -73,7 +88,6 @@ export function binSpikes(x: BinSpikesInput): Int32Array {
     if (columnOf) countWindowMapped(times, clusters, columnOf, out, first, s, e, binS, invBin, nBins, nNeurons, base);
     else countWindow(times, clusters, out, first, s, e, binS, invBin, nBins, nNeurons, base);
   }
-  return out;
 }
 
 // Two copies of the inner loop, so the common case (no cluster table) carries no lookup or branch.
