@@ -1,0 +1,137 @@
+// report.md: the run's numbers as tables and one computed sentence per metric (SPEC.md §6).
+import { compare, comparisonSentence, fmt, TASK_TITLES, TASKS, type ReportSummary } from './summary.ts';
+
+export interface MarkdownInput {
+  title: string;
+  summary: ReportSummary;
+  backend: string | null;
+  /** Plot files beside report.md: [caption, file name]. */
+  plots: [string, string][];
+  /** Lines saying what could not be drawn or measured, and why. */
+  notes: string[];
+}
+
+const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
+const table = (head: string[], rows: string[][]) => [row(head), row(head.map(() => '---')), ...rows.map(row)].join('\n');
+
+export function reportMarkdown(x: MarkdownInput): string {
+  const s = x.summary;
+  const evaluated = s.labels.filter((l) => s.mean[l]);
+  const out: string[] = [`# ${x.title}`, ''];
+  out.push(
+    `Models: ${s.labels.join(', ') || 'none'}. Sessions evaluated: ${s.sessions.length}${s.sessions.length ? ` (${s.sessions.join(', ')})` : ''}. ` +
+      `Tensor backend: ${x.backend ?? 'unknown'}. All figures are on the test split, means over sessions; higher is better for every metric below.`,
+    '',
+  );
+
+  if (evaluated.length) {
+    const hasOracle = TASKS.some((t) => s.oracle[t]);
+    out.push('## Neural activity (bits/spike)', '');
+    out.push('Per-neuron mean (neurons with no test spikes excluded), the headline figure:', '');
+    out.push(
+      table(
+        ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
+        TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][`${t}_bps`])), ...(hasOracle ? [fmt(s.oracle[t]?.bps)] : [])]),
+      ),
+      '',
+    );
+    out.push('Pooled over all evaluated neurons (NLB style):', '');
+    out.push(
+      table(
+        ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
+        TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][`${t}_bps_pooled`])), ...(hasOracle ? [fmt(s.oracle[t]?.pooled)] : [])]),
+      ),
+      '',
+    );
+    if (hasOracle) {
+      out.push('Fraction of the oracle (model / oracle per-neuron mean, per session, then averaged):', '');
+      out.push(table(['task', ...evaluated], TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => pct(s.mean[l][`${t}_oracle_ratio`]))])), '');
+    }
+
+    out.push('## Behaviour decoding', '');
+    const behaviour: [string, string, string | null][] = [
+      ['choice accuracy', 'choice_accuracy', 'choice_chance'],
+      ['whisker motion energy R²', 'wme_r2', null],
+      ['wheel speed R²', 'wheel_r2', null],
+    ];
+    const chanceOf = (k: string) => {
+      const xs = evaluated.map((l) => s.mean[l][k]).filter((v): v is number => v !== null && v !== undefined);
+      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+    };
+    out.push(
+      table(
+        ['target', ...evaluated, 'chance'],
+        behaviour.map(([name, k, chance]) => [name, ...evaluated.map((l) => fmt(s.mean[l][k])), chance ? fmt(chanceOf(chance)) : '0 (R²)']),
+      ),
+      '',
+    );
+
+    out.push('## Which model is better', '');
+    const keys = [...TASKS.map((t) => `${t}_bps`), ...TASKS.map((t) => `${t}_bps_pooled`), 'choice_accuracy', 'wme_r2', 'wheel_r2'];
+    for (const k of keys) {
+      const c = compare(s, k);
+      if (c) out.push(`- ${comparisonSentence(c)}`);
+    }
+    const chance = chanceOf('choice_chance');
+    if (chance !== null) {
+      for (const l of evaluated) {
+        const acc = s.mean[l].choice_accuracy;
+        if (acc === null) continue;
+        out.push(`- Choice: ${l} decodes at ${fmt(acc)} against a chance of ${fmt(chance)} (${acc > chance ? `${fmt(acc - chance)} above` : acc < chance ? `${fmt(chance - acc)} below` : 'exactly at'} chance).`);
+      }
+    }
+    for (const t of TASKS) {
+      const o = s.oracle[t];
+      if (!o || o.bps === null) continue;
+      const parts = evaluated.map((l) => `${l} ${pct(s.mean[l][`${t}_oracle_ratio`])}`);
+      out.push(`- ${cap(TASK_TITLES[t])}: the oracle (true rates) scores ${fmt(o.bps)}; share of it reached: ${parts.join(', ')}.`);
+    }
+    out.push('');
+
+    if (s.sessions.length > 1) {
+      out.push('## Per session', '');
+      const head = ['session', 'model', ...TASKS.map((t) => TASK_TITLES[t]), 'choice']; 
+      const rows: string[][] = [];
+      for (const sid of s.sessions) {
+        for (const l of evaluated) {
+          const e = s.perSession[sid][l];
+          if (e) rows.push([sid, l, ...TASKS.map((t) => fmt(e[`${t}_bps`])), fmt(e.choice_accuracy)]);
+        }
+      }
+      out.push(table(head, rows), '');
+    }
+  } else {
+    out.push('No evaluation metrics arrived: only training is reported.', '');
+  }
+
+  const trained = Object.entries(s.training);
+  if (trained.length) {
+    out.push('## Training', '');
+    out.push(
+      table(
+        ['model', 'epochs', 'best epoch', 'final training loss', 'best validation loss', 'training time (s)'],
+        trained.map(([l, t]) => [l, String(t.epochs), t.bestEpoch === null ? 'n/a' : String(t.bestEpoch), fmt(t.finalTrainLoss, 4), fmt(t.bestValLoss, 4), t.seconds.toFixed(1)]),
+      ),
+      '',
+    );
+  }
+  const timed = Object.entries(s.timings);
+  if (timed.length) {
+    out.push('## Evaluation time', '');
+    out.push(table(['model', 'measure', 'seconds (sum over sessions)'], timed.flatMap(([l, t]) => Object.entries(t).map(([k, v]) => [l, k, v.toFixed(2)]))), '');
+  }
+
+  if (x.plots.length) {
+    out.push('## Plots', '');
+    for (const [caption, file] of x.plots) out.push(`![${caption}](${file})`, '');
+  }
+  if (x.notes.length) {
+    out.push('## Notes', '');
+    for (const n of x.notes) out.push(`- ${n}`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+const cap = (x: string) => x.charAt(0).toUpperCase() + x.slice(1);
+const pct = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${(100 * x).toFixed(1)} %`);

@@ -1,0 +1,273 @@
+// Metrics items -> the numbers of a run report: per session and mean per model label, training curves, comparisons (SPEC.md §5-6).
+//
+// Two kinds of Metrics items arrive on one port and are told apart by their fields:
+// - training: `values` has `epoch` and `trainLoss` (stages/train-model.ts: one item per epoch,
+//   sessionId 'all', with valLoss, lr, seconds, best, ...);
+// - evaluation: anything else; one item per (session, model label) with snake_case keys
+//   (EVAL_KEYS below: <task>_bps, <task>_bps_pooled, <task>_oracle_bps, choice_accuracy, ...).
+// Several items for the same (session, label) are merged, later values winning, so an evaluator
+// may send the activity and the behaviour numbers separately.
+import type { Metrics } from '../payloads.ts';
+
+/** The four activity tasks, as the metric stems of core/eval/tasks.ts (TASK_METRIC). */
+export const TASKS = ['co_smoothing', 'forward_prediction', 'intra_region', 'inter_region'] as const;
+export type TaskKey = (typeof TASKS)[number];
+
+export const TASK_TITLES: Record<TaskKey, string> = {
+  co_smoothing: 'co-smoothing',
+  forward_prediction: 'forward prediction',
+  intra_region: 'intra-region',
+  inter_region: 'inter-region',
+};
+
+/** Keys every (session, label) entry and every mean carries in report.json, null when not measured. */
+export const CORE_KEYS = [
+  ...TASKS.map((t) => `${t}_bps`),
+  ...TASKS.map((t) => `${t}_bps_pooled`),
+  'choice_accuracy',
+  'choice_chance',
+] as const;
+
+/** Keys carried when at least one entry of the run has them (behaviour targets and oracle figures). */
+export const OPTIONAL_KEYS = [
+  'wme_r2',
+  'wheel_r2',
+  ...TASKS.flatMap((t) => [`${t}_oracle_bps`, `${t}_oracle_bps_pooled`, `${t}_oracle_ratio`, `${t}_oracle_ratio_pooled`]),
+] as const;
+
+/** The keys an evaluation Metrics item is expected to carry (any other numeric key passes through). */
+export const EVAL_KEYS = [...CORE_KEYS, ...OPTIONAL_KEYS] as const;
+
+export type Entry = Record<string, number | null>;
+
+export interface TrainingPoint {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number | null;
+  seconds: number | null;
+  best: boolean;
+}
+
+export interface TrainingSummary {
+  epochs: number;
+  /** Epoch marked best by the trainer (last marked), else the one with the lowest val (or train) loss. */
+  bestEpoch: number | null;
+  finalTrainLoss: number | null;
+  bestValLoss: number | null;
+  seconds: number;
+  curve: TrainingPoint[];
+}
+
+export interface ReportSummary {
+  /** Model labels in order of first appearance (evaluation first, then training-only ones). */
+  labels: string[];
+  /** Evaluated sessions in order of first appearance. */
+  sessions: string[];
+  perSession: Record<string, Record<string, Entry>>;
+  /** Per label: each key's mean over the sessions that have it, and how many sessions that is. */
+  mean: Record<string, Entry & { sessions: number }>;
+  /** Oracle per task, mean over sessions (identical for every label: it scores the true rates). */
+  oracle: Partial<Record<TaskKey, { bps: number | null; pooled: number | null }>>;
+  training: Record<string, TrainingSummary>;
+  /** Evaluation timings: per label, every `*seconds` / `*Seconds` key summed over sessions. */
+  timings: Record<string, Record<string, number>>;
+}
+
+/** A training-curve item (one epoch) rather than an evaluation result. */
+export function isTrainingMetrics(m: Metrics): boolean {
+  return typeof m.values?.epoch === 'number' && typeof m.values?.trainLoss === 'number';
+}
+
+const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const isTiming = (k: string) => /seconds$/i.test(k);
+const DEFAULT_LABEL = 'model';
+
+export function summarise(items: readonly Metrics[]): ReportSummary {
+  const labels: string[] = [];
+  const sessions: string[] = [];
+  const addLabel = (l: string) => {
+    if (!labels.includes(l)) labels.push(l);
+  };
+  const raw: Record<string, Record<string, Record<string, number>>> = {};
+  const curves: Record<string, Map<number, TrainingPoint>> = {};
+
+  items.forEach((m, i) => {
+    if (!m || m.kind !== 'metrics' || typeof m.values !== 'object' || m.values === null) {
+      throw new Error(`report: metrics item ${i} is not a Metrics item ({kind: 'metrics', sessionId, label, values})`);
+    }
+    const label = m.label || DEFAULT_LABEL;
+    if (isTrainingMetrics(m)) {
+      const v = m.values;
+      // A resumed training replays its history: the same epoch again replaces the earlier record.
+      (curves[label] ??= new Map()).set(v.epoch, {
+        epoch: v.epoch,
+        trainLoss: v.trainLoss,
+        valLoss: finite(v.valLoss) ? v.valLoss : null,
+        seconds: finite(v.seconds) ? v.seconds : null,
+        best: v.best === 1,
+      });
+      return;
+    }
+    addLabel(label);
+    if (!sessions.includes(m.sessionId)) sessions.push(m.sessionId);
+    const entry = ((raw[m.sessionId] ??= {})[label] ??= {});
+    for (const [k, x] of Object.entries(m.values)) if (typeof x === 'number') entry[k] = x;
+  });
+  for (const l of Object.keys(curves)) addLabel(l);
+
+  // Which optional keys the run has at all.
+  const present = new Set<string>();
+  for (const s of Object.values(raw)) for (const e of Object.values(s)) for (const k of Object.keys(e)) present.add(k);
+  for (const t of TASKS) {
+    if (present.has(`${t}_oracle_bps`)) present.add(`${t}_oracle_ratio`);
+    if (present.has(`${t}_oracle_bps_pooled`)) present.add(`${t}_oracle_ratio_pooled`);
+  }
+  const keys = [...CORE_KEYS, ...OPTIONAL_KEYS.filter((k) => present.has(k))] as string[];
+  const extra = [...present].filter((k) => !keys.includes(k)).sort();
+
+  const perSession: ReportSummary['perSession'] = {};
+  for (const sid of sessions) {
+    perSession[sid] = {};
+    for (const label of labels) {
+      const v = raw[sid]?.[label];
+      if (!v) continue;
+      const entry: Entry = {};
+      for (const k of [...keys, ...extra]) entry[k] = finite(v[k]) ? v[k] : null;
+      // The model / oracle ratio, when the evaluator gave the oracle but not the ratio.
+      for (const t of TASKS) {
+        for (const suffix of ['', '_pooled']) {
+          const rk = `${t}_oracle_ratio${suffix}`;
+          if (!(rk in entry) || entry[rk] !== null) continue;
+          const model = entry[`${t}_bps${suffix}`];
+          const oracle = entry[`${t}_oracle_bps${suffix}`];
+          entry[rk] = model !== null && oracle !== null && oracle > 0 ? model / oracle : null;
+        }
+      }
+      perSession[sid][label] = entry;
+    }
+  }
+
+  const mean: ReportSummary['mean'] = {};
+  for (const label of labels) {
+    const rows = sessions.map((s) => perSession[s][label]).filter((e): e is Entry => !!e);
+    if (!rows.length) continue;
+    const m: Entry & { sessions: number } = { sessions: rows.length };
+    for (const k of [...keys, ...extra]) {
+      const xs = rows.map((r) => r[k]).filter(finite);
+      m[k] = xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+    }
+    mean[label] = m;
+  }
+
+  const oracle: ReportSummary['oracle'] = {};
+  for (const t of TASKS) {
+    const pick = (k: string) => {
+      const xs = sessions.flatMap((s) => labels.map((l) => perSession[s][l]?.[k])).filter(finite);
+      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+    };
+    const bps = pick(`${t}_oracle_bps`);
+    const pooled = pick(`${t}_oracle_bps_pooled`);
+    if (bps !== null || pooled !== null) oracle[t] = { bps, pooled };
+  }
+
+  const training: ReportSummary['training'] = {};
+  for (const [label, byEpoch] of Object.entries(curves)) {
+    const curve = [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
+    const marked = curve.filter((p) => p.best).pop();
+    const score = (p: TrainingPoint) => p.valLoss ?? p.trainLoss;
+    const lowest = curve.reduce<TrainingPoint | null>((b, p) => (b === null || score(p) < score(b) ? p : b), null);
+    const vals = curve.map((p) => p.valLoss).filter(finite);
+    training[label] = {
+      epochs: curve.length,
+      bestEpoch: (marked ?? lowest)?.epoch ?? null,
+      finalTrainLoss: curve.length ? curve[curve.length - 1].trainLoss : null,
+      bestValLoss: vals.length ? Math.min(...vals) : null,
+      seconds: curve.reduce((s, p) => s + (p.seconds ?? 0), 0),
+      curve,
+    };
+  }
+
+  const timings: ReportSummary['timings'] = {};
+  for (const label of labels) {
+    const t: Record<string, number> = {};
+    for (const sid of sessions) {
+      const v = raw[sid]?.[label];
+      if (!v) continue;
+      for (const [k, x] of Object.entries(v)) if (isTiming(k) && finite(x)) t[k] = (t[k] ?? 0) + x;
+    }
+    if (Object.keys(t).length) timings[label] = t;
+  }
+
+  return { labels, sessions, perSession, mean, oracle, training, timings };
+}
+
+/** One metric compared across model labels (higher is better for every metric reported). */
+export interface Comparison {
+  key: string;
+  title: string;
+  /** Labels with a value, best first (ties keep label order). */
+  ranking: { label: string; value: number }[];
+  /** Best minus second best (0 when tied); null with fewer than two labels. */
+  margin: number | null;
+  /** Sessions where the best label beats the second best, and sessions both have. */
+  sessionsAhead: number;
+  sessionsCompared: number;
+}
+
+export const METRIC_TITLES: Record<string, string> = {
+  ...Object.fromEntries(TASKS.map((t) => [`${t}_bps`, `${TASK_TITLES[t]} bits/spike (per-neuron mean)`])),
+  ...Object.fromEntries(TASKS.map((t) => [`${t}_bps_pooled`, `${TASK_TITLES[t]} bits/spike (pooled)`])),
+  choice_accuracy: 'choice decoding accuracy',
+  wme_r2: 'whisker motion energy R²',
+  wheel_r2: 'wheel speed R²',
+};
+
+/** Compares labels on one key of the means; undefined when no label has it. */
+export function compare(s: ReportSummary, key: string): Comparison | undefined {
+  const ranking = s.labels
+    .map((label) => ({ label, value: s.mean[label]?.[key] }))
+    .filter((r): r is { label: string; value: number } => finite(r.value))
+    .sort((a, b) => b.value - a.value);
+  if (!ranking.length) return undefined;
+  let ahead = 0;
+  let both = 0;
+  if (ranking.length > 1) {
+    for (const sid of s.sessions) {
+      const a = s.perSession[sid][ranking[0].label]?.[key];
+      const b = s.perSession[sid][ranking[1].label]?.[key];
+      if (!finite(a) || !finite(b)) continue;
+      both++;
+      if (a > b) ahead++;
+    }
+  }
+  return {
+    key,
+    title: METRIC_TITLES[key] ?? key,
+    ranking,
+    margin: ranking.length > 1 ? ranking[0].value - ranking[1].value : null,
+    sessionsAhead: ahead,
+    sessionsCompared: both,
+  };
+}
+
+/** A number for prose and tables: 3 decimals, or 2 significant digits when smaller. */
+export function fmt(x: number | null | undefined, digits = 3): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return 'n/a';
+  if (x !== 0 && Math.abs(x) < 10 ** -digits) return x.toPrecision(2);
+  return x.toFixed(digits);
+}
+
+/** One honest sentence on a comparison, computed from the numbers alone. */
+export function comparisonSentence(c: Comparison): string {
+  const head = c.title.charAt(0).toUpperCase() + c.title.slice(1);
+  const [first, second, ...rest] = c.ranking;
+  if (!second) return `${head}: only ${first.label} has it (${fmt(first.value)}), nothing to compare.`;
+  const across = c.sessionsCompared > 1 ? `; ${first.label} is ahead on ${c.sessionsAhead} of ${c.sessionsCompared} sessions` : '';
+  const others = rest.length ? `; then ${rest.map((r) => `${r.label} (${fmt(r.value)})`).join(', ')}` : '';
+  if (c.margin === 0 || fmt(first.value) === fmt(second.value)) {
+    return `${head}: ${first.label} and ${second.label} are level to 3 decimals (${fmt(first.value)} vs ${fmt(second.value)})${across}${others}.`;
+  }
+  // A relative change is only meaningful against a positive baseline.
+  const rel = second.value > 0 ? `, ${fmt((100 * c.margin!) / second.value, 1)} % more` : '';
+  return `${head}: ${first.label} is better than ${second.label} by ${fmt(c.margin)} (${fmt(first.value)} vs ${fmt(second.value)}${rel})${across}${others}.`;
+}
