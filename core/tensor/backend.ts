@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import * as tf from './tf.ts';
+import { registerFastKernels } from './kernels/index.ts';
 
 export type BackendChoice = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -160,6 +161,8 @@ async function select(force: BackendChoice | undefined, log: (msg: string) => vo
       const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
       detail = ` (SIMD ${simd ? 'on' : 'off'}, ${threads ? 'multi-threaded' : 'single-threaded'})`;
     }
+    // Native kernels over the built-ins (core/tensor/kernels, issue 4); adds ' + native kernels (...)' or nothing.
+    detail += registerFastKernels(c.name, log);
     const reason = force
       ? `forced ${force}${detail}`
       : skipped.length

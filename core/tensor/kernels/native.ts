@@ -1,0 +1,112 @@
+// Loads the native kernel addon (native/build/mtm_kernels.node, built at install by
+// native/build.mjs) and says why when it cannot; every caller has a tfjs fallback.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+/** What the addon runs on, as it reports it. */
+export interface NativeInfo {
+  /** Matrix products: the addon's own blocked GEMM (default) or OpenBLAS (MTM_BLAS=openblas, opened at run time). */
+  gemm: 'openblas' | 'builtin';
+  /** OpenBLAS library opened ('' when none). */
+  blasPath: string;
+  blasConfig: string;
+  blasThreads: number;
+  /** Why OpenBLAS is not used ('' when it is available). */
+  blasError: string;
+  /** Instruction set of the built-in kernels: 'avx2+fma' or 'baseline'. */
+  isa: string;
+  /** Threads of the addon's pool (the calling thread included). */
+  threads: number;
+  /** Tasks the pool's worker threads have run so far (0 when nothing ran in parallel). */
+  workerTasks: number;
+}
+
+/** A buffer the addon reads or writes in place: an ArrayBuffer (e.g. wasm memory) or a typed array. */
+export type NativeBuffer = ArrayBufferLike | ArrayBufferView;
+
+export interface NativeKernels {
+  /**
+   * C[i] = op(A[i]) . op(B[i]) for i < batch, row-major float32, op = transpose when asked.
+   * Offsets are in bytes from the start of each buffer (typed arrays add their own), batch strides
+   * in elements (0 repeats one operand over the batch). C gets batch x M x N values.
+   */
+  gemm(
+    a: NativeBuffer, aByteOffset: number, aBatchStride: number,
+    b: NativeBuffer, bByteOffset: number, bBatchStride: number,
+    c: NativeBuffer, cByteOffset: number,
+    batch: number, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean,
+  ): void;
+  /** y = op(x) over n float32 values; op is a UNARY_OPS index, alpha its parameter (Step). */
+  unary(op: number, x: NativeBuffer, xByteOffset: number, y: NativeBuffer, yByteOffset: number, n: number, alpha: number): void;
+  /**
+   * y = a op b with broadcasting; dims = [rank, outShape(rank), aStrides(rank), bStrides(rank)]
+   * in elements, innermost strides 0 or 1. op is a BINARY_OPS index.
+   */
+  binary(op: number, a: NativeBuffer, aByteOffset: number, b: NativeBuffer, bByteOffset: number, y: NativeBuffer, yByteOffset: number, dims: Int32Array): void;
+  /** y[o, i] = reduce over r < n of x[o, r, i]; op 0 sum, 1 mean, 2 max (max needs inner 1). */
+  reduce(op: number, x: NativeBuffer, xByteOffset: number, y: NativeBuffer, yByteOffset: number, outer: number, n: number, inner: number): void;
+  /** Softmax over the last axis of a [rows, cols] block. */
+  softmax(x: NativeBuffer, xByteOffset: number, y: NativeBuffer, yByteOffset: number, rows: number, cols: number): void;
+  /** y = x with axes permuted; dims = [rank, inShape(rank), perm(rank)]; any 4-byte element type. */
+  transpose(x: NativeBuffer, xByteOffset: number, y: NativeBuffer, yByteOffset: number, dims: Int32Array): void;
+  /** Strided copy of 4-byte elements; dims = [rank, shape(rank), srcStrides(rank), dstStrides(rank)]. */
+  copy(x: NativeBuffer, xByteOffset: number, y: NativeBuffer, yByteOffset: number, dims: Int32Array): void;
+  /** n float32 values: scale where the mixed hash of (key, index) >> 8 is >= threshold, else 0 (see dropout.ts). */
+  dropoutMask(y: NativeBuffer, yByteOffset: number, n: number, key: number, threshold: number, scale: number): void;
+  /** CPU time of the calling thread in ms (precise, unaffected by other processes' load). */
+  threadCpuMs(): number;
+  /** Softmax backward over the last axis: dx = (dy - sum(dy y)) y. */
+  softmaxGrad(y: NativeBuffer, yOff: number, dy: NativeBuffer, dyOff: number, dx: NativeBuffer, dxOff: number, rows: number, cols: number): void;
+  /** LayerNorm over rows of width d; also writes each row's mean and 1 / sqrt(var + eps). */
+  layerNorm(
+    x: NativeBuffer, xOff: number, gamma: NativeBuffer, gOff: number, beta: NativeBuffer, bOff: number,
+    y: NativeBuffer, yOff: number, mean: NativeBuffer, mOff: number, rstd: NativeBuffer, rOff: number, rows: number, d: number, eps: number,
+  ): void;
+  layerNormGrad(
+    x: NativeBuffer, xOff: number, dy: NativeBuffer, dyOff: number, gamma: NativeBuffer, gOff: number, mean: NativeBuffer, mOff: number,
+    rstd: NativeBuffer, rOff: number, dx: NativeBuffer, dxOff: number, dgamma: NativeBuffer, dgOff: number, dbeta: NativeBuffer, dbOff: number,
+    rows: number, d: number,
+  ): void;
+  /** One AdamW update of n values into p1, m1, v1 (see core/tensor/kernels/fused.ts). */
+  adamw(
+    p: NativeBuffer, pOff: number, g: NativeBuffer, gOff: number, m: NativeBuffer, mOff: number, v: NativeBuffer, vOff: number,
+    p1: NativeBuffer, p1Off: number, m1: NativeBuffer, m1Off: number, v1: NativeBuffer, v1Off: number, n: number,
+    gradScale: number, beta1: number, beta2: number, sqrtBc2: number, epsilon: number, decay: number, stepSize: number,
+  ): void;
+  info(): NativeInfo;
+  /**
+   * Switch between OpenBLAS (opened on first request; stays built-in when none is installed) and
+   * the built-in GEMM, or resize the thread pool; returns the new info.
+   */
+  configure(opts: { blas?: boolean; threads?: number }): NativeInfo;
+}
+
+/** Operation codes of unary() and binary(), in the addon's order (native/src/elementwise_impl.h). */
+export const UNARY_OPS = ['Exp', 'Erf', 'Neg', 'Abs', 'Square', 'Sqrt', 'Rsqrt', 'Floor', 'Step', 'Log', 'Reciprocal', 'Relu', 'Sigmoid', 'Gelu'] as const;
+/** ErfGrad and GeluGrad take (x, dy) and give dy times the derivative at x. */
+export const BINARY_OPS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'Maximum', 'Minimum', 'SquaredDifference', 'ErfGrad', 'GeluGrad'] as const;
+
+export const ADDON_PATH = join(import.meta.dirname, '..', '..', '..', 'native', 'build', 'mtm_kernels.node');
+
+let loaded: { native?: NativeKernels; reason: string } | undefined;
+
+/**
+ * The addon, or undefined with the reason. Env MTM_NATIVE_KERNELS=off disables it; any other value
+ * is a path to load instead of the default build output.
+ */
+export function loadNative(): { native?: NativeKernels; reason: string } {
+  if (loaded) return loaded;
+  const env = process.env.MTM_NATIVE_KERNELS;
+  if (env === 'off' || env === '0' || env === 'false') return (loaded = { reason: `native kernels off (MTM_NATIVE_KERNELS=${env})` });
+  const path = env || ADDON_PATH;
+  if (!existsSync(path)) return (loaded = { reason: `native kernels not built (${path} missing; run \`node native/build.mjs\`)` });
+  try {
+    const native = createRequire(import.meta.url)(path) as NativeKernels;
+    const info = native.info();
+    return (loaded = { native, reason: `native kernels loaded (gemm ${info.gemm}, ${info.isa}, ${info.threads} threads)` });
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    return (loaded = { reason: `native kernels failed to load from ${path}: ${msg}` });
+  }
+}
