@@ -25,8 +25,9 @@ import { writeParquet, type ParquetColumn } from '../core/io/parquet.ts';
 import { DEFAULT_LAMBDAS } from '../core/eval/decoders.ts';
 import { BEHAVIOUR_METRIC, BEHAVIOUR_TARGETS, decodeBehaviour, type BehaviourResult, type BehaviourTarget } from '../core/eval/behaviour.ts';
 import { oracleForTask, type OracleResult } from '../core/eval/oracle.ts';
+import { evalDetailFileName, evalDetailFromTasks, writeEvalDetail } from '../core/report/detail.ts';
 import {
-  DEFAULT_TASK_PROMPTS, EVAL_TASKS, TASK_METRIC, gatherTrials, hasPromptTokens, modelPredictor, planTask, regionLabels, resolvePrompt, runTask, testRows,
+  DEFAULT_TASK_PROMPTS, EVAL_TASKS, TASK_METRIC, gatherTrials, hasPromptTokens, modelPredictor, planTask, regionLabels, resolvePrompt, runTask, testRows, trainedModesOf,
   type EvalTask, type TaskResult,
 } from '../core/eval/tasks.ts';
 import { createRng, hashString } from '../core/rng.ts';
@@ -94,7 +95,7 @@ export interface SessionEvaluation {
 }
 
 /** Runs the chosen tasks, oracles and decoders of one session with a loaded model. */
-export async function evaluateSession(model: ArchitectureModel, s: BinnedSession, p: EvaluateParams, ctx: StageContext): Promise<SessionEvaluation> {
+export async function evaluateSession(model: ArchitectureModel, s: BinnedSession, p: EvaluateParams, ctx: StageContext, trainedModes?: readonly MaskingMode[]): Promise<SessionEvaluation> {
   const started = performance.now();
   const promptTokens = hasPromptTokens(model);
   const predictor = modelPredictor(model, s.sessionId);
@@ -104,7 +105,6 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
   const values: Record<string, number> = { test_trials: rows.length, neurons: s.nNeurons };
   const notes: string[] = [];
   const out: SessionEvaluation = { tasks: {}, oracle: {}, values, notes, seconds: 0 };
-  if (!promptTokens) notes.push('the model has no prompt tokens: every task runs in temporal mode');
   if (rows.length === 0) notes.push('the session has no test trials: no activity task can be scored');
 
   let leaveOut: number[] | undefined;
@@ -120,7 +120,8 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
   try {
     for (const task of tasks) {
       const stem = TASK_METRIC[task];
-      const { mode, causal } = resolvePrompt(prompts[task], promptTokens);
+      const { mode, causal } = resolvePrompt(prompts[task], promptTokens, trainedModes);
+      if (mode !== prompts[task]) notes.push(`${task} runs in ${mode} mode, not ${prompts[task]}: the model was trained with ${trainedModes?.join(', ') ?? (promptTokens ? 'prompt tokens' : 'no prompt tokens')}`);
       let last = 0;
       const r = await runTask(s, task, predictor, regions, p.forwardPredictionBins, {
         mode, causal, batchSize: p.batchSize, rows, leaveOut, fastLeaveOneOut: p.fastLeaveOneOut, signal: ctx.signal,
@@ -157,7 +158,7 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
   if (p.decoding) {
     const rng = createRng(hashString(`decode:${s.sessionId}`, ctx.seed));
     const b = await decodeBehaviour(s, predictor, {
-      targets: p.behaviourTargets, choicePrompt: p.choicePrompt, continuousPrompt: p.continuousPrompt, promptTokens,
+      targets: p.behaviourTargets, choicePrompt: p.choicePrompt, continuousPrompt: p.continuousPrompt, promptTokens, trainedModes,
       batchSize: p.batchSize, rng, lambdas: p.decodingLambdas, folds: p.decodingFolds, signal: ctx.signal,
     });
     out.behaviour = b;
@@ -244,6 +245,11 @@ export async function writeSessionArtifacts(dir: string, s: BinnedSession, ev: S
     notes: ev.notes,
     files: files.map((f) => f.slice(dir.length + 1)),
   };
+  // The report stage's per-neuron and raster plots read this file (core/report/detail.ts).
+  const label = typeof about.label === 'string' ? about.label : 'model';
+  const detail = join(dir, evalDetailFileName(s.sessionId, label));
+  await writeEvalDetail(detail, evalDetailFromTasks(s, label, regions, ev.tasks, ev.oracle));
+  files.push(detail);
   const json = join(dir, 'evaluation.json');
   await writeFileAtomic(json, JSON.stringify(summary, null, 2));
   files.push(json);
@@ -286,13 +292,14 @@ export const evaluate = defineStage({
         const root = ctx.run.artifactDir(ctx.nodeId);
         for (const [i, ref] of refs.entries()) {
           const label = ref.label ?? (refs.length > 1 ? `model${i + 1}` : 'model');
-          const { model } = await loadTrainedModel(ref.path, ctx.architectures);
+          const { model, metadata } = await loadTrainedModel(ref.path, ctx.architectures);
+          const trainedModes = trainedModesOf(metadata);
           try {
             for (const s of sessions) {
               if (ctx.signal.aborted) return;
               checkModelFits(model, ref, s);
               const log = ctx.logger.child({ session: s.sessionId, label });
-              const ev = await evaluateSession(model, s, p, ctx);
+              const ev = await evaluateSession(model, s, p, ctx, trainedModes);
               for (const note of ev.notes) log.warn(note);
               const dir = join(root, safeName(label), safeName(s.sessionId));
               await writeSessionArtifacts(dir, s, ev, p, { label, modelPath: ref.path, architecture: model.architecture });

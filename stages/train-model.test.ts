@@ -87,6 +87,7 @@ test('descriptor: ports, defaults and descriptions', () => {
   checkStageDescriptor(trainModel);
   assert.ok(trainModel.inputs.val.collect && trainModel.inputs.val.optional);
   assert.ok(trainModel.inputs.sessions.collect && trainModel.inputs.sessions.optional);
+  assert.ok(trainModel.inputs.init.collect && trainModel.inputs.init.optional && trainModel.inputs.init.type === 'model');
   assert.not.ok(trainModel.inputs.train.collect);
 });
 
@@ -124,6 +125,8 @@ test('trains: one metrics item per epoch, the best model at the end, checkpoints
   const meta = JSON.parse(readFileSync(join(m.path, 'model.json'), 'utf8')).userDefinedMetadata;
   assert.is(meta.neurons.s2.length, 5, 'neuron layout of the sessions port is saved');
   assert.is(meta.neurons.s1[1].acronym, 'LP');
+  const seen = [...new Set(trainBatches.map((b) => b.mode))].sort();
+  assert.equal(meta.trainedModes, seen, 'the masking modes trained are saved for evaluation');
   // metrics.jsonl: one line per epoch, with the tensor count flat from epoch to epoch.
   assert.is(r.lines.length, 3);
   assert.equal(new Set(r.lines.map((l) => l.tensors)).size, 1, `tensors per epoch: ${r.lines.map((l) => l.tensors)}`);
@@ -279,6 +282,26 @@ test('an interrupted fine-tuning resumes from its own checkpoint and still saves
   const meta = JSON.parse(readFileSync(artifact(resumed, 'best', 'model.json'), 'utf8')).userDefinedMetadata;
   assert.equal(Object.keys(meta.neurons).sort(), ['s1', 's2', 's3']);
   assert.is(meta.init.path, pretrainedDir);
+});
+
+test('init port: the model arriving there is fine-tuned exactly as the same folder given as the init param', async () => {
+  const viaParam = await train({ init: pretrainedDir }, { train: ftTrain, val: ftVal, sessions: [heldOut] });
+  const viaPort = await train({}, { train: ftTrain, val: ftVal, sessions: [heldOut], init: [pretrainedRun.model[0]] });
+  assert.ok(bytes(viaPort, 'best', 'weights.bin').equals(bytes(viaParam, 'best', 'weights.bin')), 'same weights either way');
+  const meta = JSON.parse(readFileSync(artifact(viaPort, 'best', 'model.json'), 'utf8')).userDefinedMetadata;
+  assert.is(meta.init.path, pretrainedDir);
+  assert.equal(viaPort.model[0].sessions.map((x) => x.sessionId), ['s1', 's2', 's3']);
+  const fails = async (params: Record<string, unknown>, init: unknown[]) => {
+    try {
+      await train(params, { train: ftTrain, init });
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('should have failed');
+  };
+  assert.match(await fails({ init: pretrainedDir }, [pretrainedRun.model[0]]), /train-model 'train': both the init param \(.*\) and the init port are set; use one/);
+  assert.match(await fails({}, []), /train-model 'train': no model arrived on the init port/);
+  assert.match(await fails({}, [pretrainedRun.model[0], pretrainedRun.model[0]]), /2 models arrived on the init port/);
 });
 
 test('fine-tuning from a missing, foreign or mismatched model folder is an error naming the file', async () => {

@@ -26,7 +26,9 @@
 //   weight (the paper's fine-tuning); `sessions` trains only the per-session ones. The saved model
 //   lists every session, pretrained and new, with the neuron layouts of both. Config fields given
 //   with init override the saved ones (e.g. dropout); prompts and sessionTokens follow the
-//   pretrained model unless set to true/false.
+//   pretrained model unless set to true/false. The pretrained model may instead arrive on the
+//   `init` port (e.g. from a pretraining node in the same graph, as graphs/scaling.yaml does):
+//   training then waits for it, and uses the folder it names exactly as the param's.
 // - The model port comes from ctx.source; the metrics port is a replayed subject filled by the
 //   same loop, so a node downstream that reads only the model never holds training back.
 import { EMPTY, ReplaySubject, lastValueFrom, toArray, type Observable } from 'rxjs';
@@ -94,6 +96,8 @@ interface LoopState {
   badEpochs: number;
   history: EpochRecord[];
   label: string;
+  /** Every masking mode trained so far, saved with the model so evaluation runs each task in a mode it knows. */
+  trainedModes?: MaskingMode[];
   finished: boolean;
   stopReason?: 'completed' | 'early-stop';
 }
@@ -189,6 +193,7 @@ export const trainModel = defineStage({
     train: { type: 'masked-batch', description: 'training batches, epoch after epoch, pulled as fast as training goes' },
     val: { type: 'masked-batch', description: 'a fixed validation set (a sampler with epochs 1), scored after every epoch', collect: true, optional: true },
     sessions: { type: 'binned-session', description: 'the sessions, for the neuron and region layout saved with the model', collect: true, optional: true },
+    init: { type: 'model', description: 'fine-tune: the pretrained model to start from (instead of the init param); training waits for it', collect: true, optional: true },
   },
   outputs: {
     model: { type: 'model', description: 'the best checkpoint, once training ends' },
@@ -208,11 +213,26 @@ export const trainModel = defineStage({
       };
       const valItems = collect<MaskedBatch>(inputs.val);
       const sessionItems = collect<BinnedSession>(inputs.sessions);
+      const initPort = ctx.connectedInputs.has('init');
+      if (initPort && p.init) throw fail(ctx, `both the init param (${p.init}) and the init port are set; use one`);
+      const initItems = initPort ? collect<ModelRef>(inputs.init) : undefined;
       const metrics = new ReplaySubject<Metrics>();
 
       async function* run(): AsyncGenerator<ModelRef> {
         try {
-          const ref = await trainLoop(arch, p, ctx, train, await valItems, await sessionItems, (m) => metrics.next(m));
+          let init = p.init;
+          if (initItems) {
+            const refs = await initItems;
+            if (refs.length > 1) throw fail(ctx, `${refs.length} models arrived on the init port (${refs.map((r) => r.path).join(', ')}); fine-tuning starts from one`);
+            if (!refs.length) {
+              if (!ctx.signal.aborted) throw fail(ctx, `no model arrived on the init port: the node feeding it ended without a model`);
+              ctx.logger.warn('interrupted before the pretrained model arrived on the init port: nothing trained');
+              metrics.complete();
+              return;
+            }
+            init = refs[0].path;
+          }
+          const ref = await trainLoop(arch, { ...p, init }, ctx, train, await valItems, await sessionItems, (m) => metrics.next(m));
           metrics.complete();
           if (ref) yield ref;
         } catch (e) {
@@ -279,6 +299,7 @@ async function trainLoop(
     sessions: model!.sessions(),
     ...(Object.keys(neurons).length ? { neurons } : {}),
     label: state!.label,
+    ...(state!.trainedModes ? { trainedModes: state!.trainedModes } : {}),
     seed: ctx.seed,
     ...(initInfo ? { init: initInfo } : {}),
     training: { node: ctx.nodeId, params: p, step: state!.step, epoch: state!.epoch, history: state!.history, ...extra },
@@ -365,6 +386,7 @@ async function trainLoop(
     bar = undefined;
     const trainLoss = s.acc.scored ? s.acc.lossSum / s.acc.scored : NaN;
     if (!s.label) s.label = labelOf(s.acc.modes);
+    s.trainedModes = [...new Set([...(s.trainedModes ?? []), ...s.acc.modes])].sort();
     for (const b of val) ensureSession(specFromBatch(b));
     const v = val.length ? await evaluateLoss(model!, val) : undefined;
     const valLoss = v && v.scored > 0 ? v.loss : null;

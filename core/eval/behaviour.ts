@@ -25,6 +25,8 @@ export interface BehaviourOptions {
   choicePrompt: MaskingMode;
   continuousPrompt: MaskingMode;
   promptTokens: boolean;
+  /** Masking modes the model was trained with (see resolvePrompt in tasks.ts). */
+  trainedModes?: readonly MaskingMode[];
   batchSize: number;
   rng: Rng;
   lambdas?: number[];
@@ -144,7 +146,7 @@ export async function decodeBehaviour(s: BinnedSession, predictor: LogRatePredic
   // and the features (trials x bins x neurons) are the large part.
   const features = new Map<string, { g: Float64Array; mode: MaskingMode; causal: boolean }>();
   for (const target of Object.keys(usable) as BehaviourTarget[]) {
-    const { mode, causal } = resolvePrompt(target === 'choice' ? o.choicePrompt : o.continuousPrompt, o.promptTokens);
+    const { mode, causal } = resolvePrompt(target === 'choice' ? o.choicePrompt : o.continuousPrompt, o.promptTokens, o.trainedModes);
     const key = `${mode}:${causal}`;
     let f = features.get(key);
     if (!f) {

@@ -7,7 +7,7 @@ import * as tf from '../tensor/tf.ts';
 import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
 import {
   coSmoothingMask, DEFAULT_TASK_PROMPTS, EVAL_TASKS, evaluateTasks, forwardPredictionMask, gatherTrials, hasPromptTokens, interRegionMask,
-  intraRegionMask, modelPredictor, planTask, regionLabels, resolvePrompt, runTask, testRows, type LogRatePredictor,
+  intraRegionMask, modelPredictor, planTask, regionLabels, resolvePrompt, runTask, testRows, trainedModesOf, type LogRatePredictor,
 } from './tasks.ts';
 
 await initBackend();
@@ -122,6 +122,23 @@ test('prompts: model prompt tokens decide; causal attention goes with the causal
   assert.equal(resolvePrompt('causal', false), { mode: 'temporal', causal: false });
   assert.is(hasPromptTokens({ config: { promptTokens: false } }), false);
   assert.is(hasPromptTokens({ config: {} }), true);
+});
+
+test('prompts: the modes a model was trained with decide when its metadata records them', () => {
+  const mtm = ['causal', 'inter-region', 'intra-region', 'neuron'] as const;
+  // MtM with prompts: every task as asked.
+  assert.equal(resolvePrompt('neuron', true, mtm), { mode: 'neuron', causal: false });
+  // MtM without prompt tokens: still causal attention for forward prediction (it trained with it).
+  assert.equal(resolvePrompt('causal', false, mtm), { mode: 'causal', causal: true });
+  // A causal-only model runs causal for every task; a neuron-only model runs neuron.
+  assert.equal(resolvePrompt('neuron', true, ['causal']), { mode: 'causal', causal: true });
+  assert.equal(resolvePrompt('causal', false, ['neuron']), { mode: 'neuron', causal: false });
+  // A temporal model, and a mixed model asked for a mode it never saw, run temporal.
+  assert.equal(resolvePrompt('causal', false, ['temporal']), { mode: 'temporal', causal: false });
+  assert.equal(resolvePrompt('neuron', true, ['causal', 'intra-region']), { mode: 'temporal', causal: false });
+  assert.equal(trainedModesOf({ trainedModes: ['causal'] }), ['causal']);
+  assert.is(trainedModesOf({ trainedModes: 'causal' }), undefined);
+  assert.is(trainedModesOf(undefined), undefined);
 });
 
 /** Records every batch it sees, and answers log(1 + input) so masked inputs are visible in outputs. */

@@ -60,10 +60,25 @@ export function hasPromptTokens(model: Pick<ArchitectureModel, 'config'>): boole
   return model.config.promptTokens !== false;
 }
 
-/** The mode and attention a task runs with, given the requested prompt and the model. */
-export function resolvePrompt(prompt: MaskingMode, promptTokens: boolean): { mode: MaskingMode; causal: boolean } {
-  const mode = promptTokens ? prompt : 'temporal';
+/**
+ * The mode and attention a task runs with, given the requested prompt and the model.
+ * `trainedModes` (the masking modes the model was trained with, from its metadata) decides when
+ * known: a mode the model was trained with runs as asked (its prompt token when it has them,
+ * causal attention for `causal`); otherwise a single-mode model (e.g. causal-only, as in the
+ * paper's ablation) runs its own mode, and anything else runs `temporal`. Without that record
+ * (older model files) a model with prompt tokens runs the prompt, one without runs `temporal`.
+ */
+export function resolvePrompt(prompt: MaskingMode, promptTokens: boolean, trainedModes?: readonly MaskingMode[]): { mode: MaskingMode; causal: boolean } {
+  let mode: MaskingMode;
+  if (trainedModes?.length) mode = trainedModes.includes(prompt) ? prompt : trainedModes.length === 1 ? trainedModes[0] : 'temporal';
+  else mode = promptTokens ? prompt : 'temporal';
   return { mode, causal: mode === 'causal' };
+}
+
+/** The masking modes a saved model was trained with (train-model's metadata), when recorded. */
+export function trainedModesOf(metadata: Record<string, unknown> | undefined): MaskingMode[] | undefined {
+  const m = metadata?.trainedModes;
+  return Array.isArray(m) && m.every((x) => typeof x === 'string') ? (m as MaskingMode[]) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,6 +474,8 @@ export interface EvaluateTasksOptions {
   /** Requested prompt per task (resolved against the model's prompt tokens). */
   prompts: Record<EvalTask, MaskingMode>;
   promptTokens: boolean;
+  /** Masking modes the model was trained with (see resolvePrompt). */
+  trainedModes?: readonly MaskingMode[];
   batchSize: number;
   forwardBins: number;
   regions: readonly string[];
@@ -475,7 +492,7 @@ export async function evaluateTasks(s: BinnedSession, predictor: LogRatePredicto
   const out: Partial<Record<EvalTask, TaskResult>> = {};
   const rows = testRows(s);
   for (const task of o.tasks) {
-    const { mode, causal } = resolvePrompt(o.prompts[task], o.promptTokens);
+    const { mode, causal } = resolvePrompt(o.prompts[task], o.promptTokens, o.trainedModes);
     out[task] = await runTask(s, task, predictor, o.regions, o.forwardBins, {
       mode, causal, batchSize: o.batchSize, rows, leaveOut: o.leaveOut, fastLeaveOneOut: o.fastLeaveOneOut, signal: o.signal,
       onBatch: o.onBatch && ((d, t) => o.onBatch!(task, d, t)),
