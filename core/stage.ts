@@ -32,6 +32,8 @@ export interface RunDirectoryHandle {
   artifactDir(nodeId: string): string;
   /** Appends one JSON line to metrics.jsonl, tagged with the node id and time. */
   metric(nodeId: string, record: Record<string, unknown>): void;
+  /** Names a result worth pointing the user to (e.g. a report); `mtm run` prints each at the end. */
+  announce?(nodeId: string, label: string, path: string): void;
 }
 
 /** What a stage receives besides its params. Unit tests build one with `testContext()`. */

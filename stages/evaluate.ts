@@ -143,8 +143,8 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
       const o = oracleForTask(s, r);
       if (o) {
         out.oracle[task] = o;
-        values[`oracle_${stem}_bps`] = o.bps.mean;
-        values[`oracle_${stem}_bps_pooled`] = o.bps.pooled;
+        values[`${stem}_oracle_bps`] = o.bps.mean;
+        values[`${stem}_oracle_bps_pooled`] = o.bps.pooled;
         values[`${stem}_oracle_ratio`] = o.ratio;
         values[`${stem}_oracle_ratio_pooled`] = o.pooledRatio;
       }
@@ -202,7 +202,7 @@ export async function writeSessionArtifacts(dir: string, s: BinnedSession, ev: S
     if (!r || r.skipped) continue;
     cols[`${TASK_METRIC[task]}_bps`] = { type: 'DOUBLE', data: nullIfNaN(r.bps.perNeuron) };
     const o = ev.oracle[task];
-    if (o) cols[`oracle_${TASK_METRIC[task]}_bps`] = { type: 'DOUBLE', data: nullIfNaN(o.bps.perNeuron) };
+    if (o) cols[`${TASK_METRIC[task]}_oracle_bps`] = { type: 'DOUBLE', data: nullIfNaN(o.bps.perNeuron) };
   }
   const perNeuron = join(dir, 'per-neuron.parquet');
   await writeParquet(perNeuron, cols);

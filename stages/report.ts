@@ -222,6 +222,7 @@ async function writeReport(p: ReportParams, ctx: StageContext, metrics: Metrics[
   await writeFileAtomic(mdPath, reportMarkdown({ title: p.title, summary, backend, plots, notes }));
   files.unshift(jsonPath, mdPath);
   ctx.logger.info({ dir, models: summary.labels, sessions: summary.sessions.length, plots: plots.length, notes: notes.length }, 'report written');
+  ctx.run.announce?.(ctx.nodeId, 'report', join(dir, 'report.md'));
   return { kind: 'report', path: dir, files };
 }
 

@@ -22,6 +22,8 @@ export interface RunInfo {
   backend?: string;
   error?: { node?: string; stage?: string; item?: string; message: string };
   nodes?: Record<string, unknown>;
+  /** Results the stages pointed to (label and path), printed by `mtm run` at the end. */
+  results?: { node: string; label: string; path: string }[];
   /** Earlier runs into the same folder (e.g. a resumed training), oldest first. */
   previousAttempts?: { status: string; startedAt: string; finishedAt?: string }[];
 }
@@ -34,6 +36,8 @@ function timestamp(d = new Date()): string {
 export class RunDirectory implements RunDirectoryHandle {
   readonly root: string;
   private previous: RunInfo | undefined;
+  /** What stages announced, in order. */
+  readonly results: { node: string; label: string; path: string }[] = [];
 
   private constructor(root: string) {
     this.root = root;
@@ -69,6 +73,10 @@ export class RunDirectory implements RunDirectoryHandle {
   metric(nodeId: string, record: Record<string, unknown>): void {
     // Synchronous append: a metric line is on disk before the stage moves on.
     appendFileSync(join(this.root, 'metrics.jsonl'), JSON.stringify({ time: new Date().toISOString(), node: nodeId, ...record }) + '\n');
+  }
+
+  announce(nodeId: string, label: string, path: string): void {
+    this.results.push({ node: nodeId, label, path });
   }
 
   async writeResolvedGraph(graph: Record<string, unknown>): Promise<void> {

@@ -91,6 +91,7 @@ export async function handler(argv: { graph: string; set?: string[]; out?: strin
     status: outcome.status,
     finishedAt: new Date().toISOString(),
     nodes: outcome.nodes,
+    ...(dir.results.length ? { results: dir.results } : {}),
     ...(e ? { error: { node: e.nodeId, stage: e.stage, item: e.item, message: e.message } } : {}),
   });
   if (e) {
@@ -102,6 +103,7 @@ export async function handler(argv: { graph: string; set?: string[]; out?: strin
     return;
   }
   logger.info({ status: outcome.status }, `run ${outcome.status}`);
+  for (const r of dir.results) process.stdout.write(`${r.label}: ${r.path}\n`);
   process.stdout.write(`${outcome.status}: ${dir.root}\n`);
   if (outcome.status === 'interrupted') process.exitCode = 130;
 }
