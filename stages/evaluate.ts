@@ -10,7 +10,7 @@
 //   logged and written to evaluation.json. Per-neuron results (Parquet), the assembled test-trial
 //   predictions per task (.npy log-rates, NaN where not scored), the test counts and true rates
 //   go to <artifact dir>/<label>/<session>/ for the report stage; one `artifacts` item per folder.
-import { lastValueFrom, ReplaySubject, toArray, EMPTY, type Observable } from 'rxjs';
+import { ReplaySubject } from 'rxjs';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { z } from 'zod';
@@ -31,6 +31,7 @@ import {
   type EvalTask, type TaskResult,
 } from '../core/eval/tasks.ts';
 import { createRng, hashString } from '../core/rng.ts';
+import { collectNow } from '../core/runtime/collect.ts';
 
 const modeEnum = z.enum(MASKING_MODES as [MaskingMode, ...MaskingMode[]]);
 const prompt = (task: string, def: MaskingMode) =>
@@ -275,13 +276,8 @@ export const evaluate = defineStage({
   create(p, ctx) {
     return (inputs) => {
       // Subscribe while the graph is wired: an item sent before we subscribe would be lost.
-      const collect = <T>(s: Observable<T> | undefined): Promise<T[]> => {
-        const pr = lastValueFrom((s ?? EMPTY).pipe(toArray()));
-        pr.catch(() => {}); // awaited below; this only stops an early failure counting as unhandled
-        return pr;
-      };
-      const refsP = collect<ModelRef>(inputs.model);
-      const sessionsP = collect<BinnedSession>(inputs.sessions);
+      const refsP = collectNow<ModelRef>(inputs.model);
+      const sessionsP = collectNow<BinnedSession>(inputs.sessions);
       const artifacts = new ReplaySubject<Artifact>();
 
       async function* run(): AsyncGenerator<Metrics> {

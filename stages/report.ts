@@ -17,7 +17,6 @@
 // (backend selection is process-wide).
 import { readdir, mkdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { EMPTY, lastValueFrom, toArray, type Observable } from 'rxjs';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import type { Artifact, Metrics } from '../core/payloads.ts';
@@ -27,6 +26,7 @@ import { EVAL_DETAIL_SUFFIX, readEvalDetail, type EvalDetail } from '../core/rep
 import { bpsSummaryPlot, perNeuronBpsPlot, rasterPlot, trainingLossPlot, writePlot, type NeuronBps, type RasterPanel } from '../core/report/plots.ts';
 import { reportMarkdown } from '../core/report/markdown.ts';
 import * as tf from '../core/tensor/tf.ts';
+import { collectNow } from '../core/runtime/collect.ts';
 
 export const REPORT_FORMAT = 'mtm-report@1';
 
@@ -240,13 +240,8 @@ export const report = defineStage({
   create(p, ctx) {
     return (inputs) => {
       // Subscribe now, while the graph is wired: an item sent before a late subscription is lost.
-      const collect = <T>(s: Observable<T> | undefined): Promise<T[]> => {
-        const pr = lastValueFrom((s ?? EMPTY).pipe(toArray()));
-        pr.catch(() => {}); // awaited below; this only stops an early failure counting as unhandled
-        return pr;
-      };
-      const metrics = collect<Metrics>(inputs.metrics);
-      const artifacts = collect<Artifact>(inputs.details);
+      const metrics = collectNow<Metrics>(inputs.metrics);
+      const artifacts = collectNow<Artifact>(inputs.details);
       async function* run(): AsyncGenerator<ReportRef> {
         yield await writeReport(p, ctx, await metrics, await artifacts);
       }

@@ -31,7 +31,7 @@
 //   training then waits for it, and uses the folder it names exactly as the param's.
 // - The model port comes from ctx.source; the metrics port is a replayed subject filled by the
 //   same loop, so a node downstream that reads only the model never holds training back.
-import { EMPTY, ReplaySubject, lastValueFrom, toArray, type Observable } from 'rxjs';
+import { EMPTY, ReplaySubject } from 'rxjs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
@@ -45,6 +45,7 @@ import { loadTrainedModel, loadTrainingCheckpoint, modelFromSaved, saveModelFold
 import { oneCycleLr } from '../core/train/schedule.ts';
 import { evaluateLoss, scoredCount, trainStep } from '../core/train/step.ts';
 import * as tf from '../core/tensor/tf.ts';
+import { collectNow } from '../core/runtime/collect.ts';
 
 export const trainModelParams = z.object({
   architecture: z.string().default('ndt1').describe("model architecture, by the name a plugin registered (see `mtm stages`)"),
@@ -206,16 +207,11 @@ export const trainModel = defineStage({
       // Subscribe to every input now, while the graph is being wired: a sampler may emit as soon
       // as it starts, and an item sent before we subscribe would be lost.
       const train = ctx.pull<MaskedBatch>(inputs.train ?? EMPTY)[Symbol.asyncIterator]();
-      const collect = <T>(s: Observable<T> | undefined): Promise<T[]> => {
-        const pr = lastValueFrom((s ?? EMPTY).pipe(toArray()));
-        pr.catch(() => {}); // awaited below; this only stops an early failure counting as unhandled
-        return pr;
-      };
-      const valItems = collect<MaskedBatch>(inputs.val);
-      const sessionItems = collect<BinnedSession>(inputs.sessions);
+      const valItems = collectNow<MaskedBatch>(inputs.val);
+      const sessionItems = collectNow<BinnedSession>(inputs.sessions);
       const initPort = ctx.connectedInputs.has('init');
       if (initPort && p.init) throw fail(ctx, `both the init param (${p.init}) and the init port are set; use one`);
-      const initItems = initPort ? collect<ModelRef>(inputs.init) : undefined;
+      const initItems = initPort ? collectNow<ModelRef>(inputs.init) : undefined;
       const metrics = new ReplaySubject<Metrics>();
 
       async function* run(): AsyncGenerator<ModelRef> {
