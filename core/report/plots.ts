@@ -72,15 +72,24 @@ export async function trainingLossPlot(curves: Record<string, readonly TrainingP
       if (p.valLoss !== null && Number.isFinite(p.valLoss)) values.push({ label, epoch: p.epoch, loss: p.valLoss, split: 'validation' });
     }
   }
+  // The first epochs fall steeply and would flatten everything after them: the y range covers
+  // the epochs after the first tenth of training, and the earlier points are clipped at the top.
+  const lastEpoch = Math.max(0, ...values.map((v) => v.epoch));
+  const later = values.filter((v) => v.epoch > Math.max(1, Math.floor(lastEpoch / 10))).map((v) => v.loss);
+  const clipped = later.length > 0 && values.some((v) => v.loss > Math.max(...later));
+  const lo = later.length ? Math.min(...later) : 0;
+  const hi = later.length ? Math.max(...later) : 0;
+  const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.01 || 1;
+  const yScale = clipped ? { zero: false, domain: [lo - pad, hi + pad] } : { zero: false };
   return renderSvg({
-    title: { text: 'Training and validation loss', subtitle: 'Poisson NLL per scored entry' },
+    title: { text: 'Training and validation loss', subtitle: clipped ? 'Poisson NLL per scored entry (first epochs clipped at the top)' : 'Poisson NLL per scored entry' },
     width: 460,
     height: 280,
     data: { values },
-    mark: { type: 'line', point: { size: 28 }, strokeWidth: 2 },
+    mark: { type: 'line', point: { size: 28 }, strokeWidth: 2, clip: true },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
-      y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
+      y: { field: 'loss', type: 'quantitative', title: 'loss', scale: yScale },
       color: { field: 'label', type: 'nominal', title: 'model', scale: labelColour(labels.filter((l) => l in curves)) },
       strokeDash: { field: 'split', type: 'nominal', title: 'split', scale: { domain: ['training', 'validation'], range: [[1, 0], [5, 3]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 300, encode: { symbols: { update: { stroke: { value: '#333' } } } } } },
       detail: { field: 'split' },
