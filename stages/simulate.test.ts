@@ -119,6 +119,24 @@ test('reuse keeps a cache written with the same options; other options simulate 
   assert.ok(statSync(file).mtimeMs > before);
 });
 
+test('sharedDynamics: recorded in the meta and the cache fingerprint; off leaves both as they were', async () => {
+  const metaOf = (r: SessionRef) => JSON.parse(readFileSync(join(r.path, 'alf', '_mtm_sim.meta.json'), 'utf8'));
+  assert.not.ok('sharedDynamics' in metaOf(refs[0]) || 'worldSeed' in metaOf(refs[0]), 'default meta has no world keys');
+  const out = tempDir();
+  const shared = (await runStage(simulate, { ...SMALL, out, sharedDynamics: true, worldSeed: 9 })).sessions as SessionRef[];
+  assert.equal(shared.map((r) => r.eid), refs.map((r) => r.eid), 'same session seed: same eids and plans');
+  const m = metaOf(shared[0]);
+  assert.is(m.sharedDynamics, true);
+  assert.is(m.worldSeed, 9);
+  assert.not.equal(md5(join(shared[0].path, 'alf', '_mtm_sim.trueRates.npy')), md5(join(refs[0].path, 'alf', '_mtm_sim.trueRates.npy')));
+  // Another world is other options: reuse does not keep the cache.
+  const file = join(shared[0].path, 'alf', '_mtm_sim.trueRates.npy');
+  const before = md5(file);
+  await runStage(simulate, { ...SMALL, out, sharedDynamics: true, worldSeed: 10 });
+  assert.is.not(md5(file), before);
+  assert.is(metaOf(shared[0]).worldSeed, 10);
+});
+
 test('bad sizes are refused with the field named', async () => {
   await runStage(simulate, { ...SMALL, out: tempDir(), neurons: [5, 8] }).then(
     () => assert.unreachable('should fail'),

@@ -29,6 +29,11 @@ export const simulateParams = z.object({
   voidUnits: z.number().int().min(0).default(D.voidUnits).describe('units placed above the brain surface (Allen id 0)'),
   wheelHz: z.number().positive().default(D.wheelHz).describe('sampling rate of the wheel position, Hz'),
   cameraHz: z.number().positive().default(D.cameraHz).describe('frame rate of the camera giving whisker motion energy, Hz'),
+  sharedDynamics: z
+    .boolean()
+    .default(false)
+    .describe("draw each region's latent dynamics (A, B, its coupling to a parent region, the region tree) from worldSeed and the region's acronym, so a region behaves alike in every session (animals share brain dynamics); false: every session draws its own"),
+  worldSeed: z.number().int().default(0).describe('with sharedDynamics: the seed of the shared dynamics (keep it across simulate nodes whose sessions should share them)'),
 });
 
 export const simulate = defineStage({
@@ -42,9 +47,9 @@ export const simulate = defineStage({
   create(p, ctx) {
     async function* sessions(): AsyncGenerator<SessionRef> {
       const out = p.out || ctx.run.artifactDir(ctx.nodeId);
-      const { sessions: count, seed, reuse, out: _out, ...sizes } = p;
+      const { sessions: count, seed, reuse, out: _out, sharedDynamics, worldSeed, ...sizes } = p;
       const bar = ctx.progress('simulate', count);
-      const infos = await simulateCache({ ...sizes, out, sessions: count, seed: seed ?? ctx.seed, reuse }, (info) => {
+      const infos = await simulateCache({ ...sizes, out, sessions: count, seed: seed ?? ctx.seed, reuse, sharedDynamics, worldSeed }, (info) => {
         bar.increment(1, info.subject);
         ctx.logger.info(
           { session: info.eid, path: info.sessionPath, trials: info.nTrials, neurons: info.nNeurons, regions: info.regions, probes: info.probes, spikes: info.spikes },

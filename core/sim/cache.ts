@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { createRng, hashString, type Rng } from '../rng.ts';
 import type { SessionRef } from '../payloads.ts';
 import { loadAllenRegions } from '../atlas/regions.ts';
-import { DEFAULT_SIZES, simulateSession, TRIAL_ATTRIBUTES, type SimSession, type SimSizes } from './model.ts';
+import { DEFAULT_SIZES, simulateSession, TRIAL_ATTRIBUTES, type SimSession, type SimSizes, type SimWorld } from './model.ts';
 
 export interface SimulateCacheOptions extends Partial<SimSizes> {
   /** Root folder of the ONE cache to write. */
@@ -20,6 +20,10 @@ export interface SimulateCacheOptions extends Partial<SimSizes> {
   seed: number;
   /** Keep an existing cache written with the same options instead of simulating again. */
   reuse?: boolean;
+  /** Region dynamics shared across sessions, keyed by (worldSeed, region): see core/sim/model.ts. */
+  sharedDynamics?: boolean;
+  /** The world the shared dynamics come from; only read with sharedDynamics. */
+  worldSeed?: number;
 }
 
 export interface SimulatedSessionInfo {
@@ -137,7 +141,12 @@ function resolvedSizes(o: SimulateCacheOptions): SimSizes {
 export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: SimulatedSessionInfo) => void): Promise<SimulatedSessionInfo[]> {
   const sizes = resolvedSizes(o);
   const manifestPath = join(o.out, SIM_MANIFEST);
-  const fingerprint = { version: SIM_VERSION, sessions: o.sessions, seed: o.seed, sizes };
+  if (o.sharedDynamics && !Number.isInteger(o.worldSeed ?? 0)) throw new Error(`simulator: 'worldSeed' must be an integer (got ${o.worldSeed})`);
+  const world: SimWorld | undefined = o.sharedDynamics ? { worldSeed: o.worldSeed ?? 0 } : undefined;
+  // The world enters the fingerprint (and each session's meta) only when on, so caches written
+  // without the option keep their bytes and stay reusable.
+  const worldInfo = world ? { sharedDynamics: true, worldSeed: world.worldSeed } : {};
+  const fingerprint = { version: SIM_VERSION, sessions: o.sessions, seed: o.seed, sizes, ...worldInfo };
   if (o.reuse && existsSync(manifestPath)) {
     try {
       const prev = JSON.parse(await readFile(manifestPath, 'utf8'));
@@ -171,8 +180,8 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
     const sessionPath = `${lab}/Subjects/${subject}/${date}/${String(number).padStart(3, '0')}`;
     const dir = join(o.out, sessionPath);
     const sessionSeed = hashString(`session ${s}`, o.seed >>> 0);
-    const sim = simulateSession(sessionSeed, sizes, atlasIdOf);
-    const files = await writeSimSession(sim, dir, { seed: o.seed, sessionIndex: s, sessionSeed, eid, sizes });
+    const sim = simulateSession(sessionSeed, sizes, atlasIdOf, world);
+    const files = await writeSimSession(sim, dir, { seed: o.seed, sessionIndex: s, sessionSeed, eid, sizes, ...worldInfo });
     for (const rel of files) {
       const bytes = await readFile(join(dir, rel));
       datasetRows.eid.push(eid);

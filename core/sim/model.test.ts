@@ -190,4 +190,51 @@ test('deterministic for a seed, different across seeds', () => {
   assert.not.equal(a.probes[0].times.length, c.probes[0].times.length);
 });
 
+test('shared dynamics: a region has the same A, B (and coupling to the same parent) in every session; without it they differ', () => {
+  const sizes: SimSizes = { ...small, regions: [5, 6] };
+  const world = { worldSeed: 3 };
+  const shared = [1, 2, 3, 4].map((seed) => simulateSession(seed, sizes, atlasIdOf, world));
+  const own = [1, 2, 3, 4].map((seed) => simulateSession(seed, sizes, atlasIdOf));
+  const common = (ss: SimSession[]) => ss[0].dynamics.map((x) => x.acronym).find((a) => ss[1].dynamics.some((y) => y.acronym === a))!;
+  const region = (s: SimSession, a: string) => s.dynamics.find((x) => x.acronym === a)!;
+  let pairs = 0;
+  let coupledPairs = 0;
+  for (let i = 0; i < shared.length; i++) {
+    for (let j = i + 1; j < shared.length; j++) {
+      for (const r of shared[i].dynamics) {
+        const other = shared[j].dynamics.find((x) => x.acronym === r.acronym);
+        if (!other) continue;
+        pairs++;
+        assert.equal(other.a, r.a, `${r.acronym}: A shared`);
+        assert.equal(other.b, r.b, `${r.acronym}: B shared`);
+        if (r.parent && r.parent === other.parent) {
+          coupledPairs++;
+          assert.equal(other.k, r.k, `${r.parent} -> ${r.acronym}: coupling shared`);
+        }
+      }
+    }
+  }
+  assert.ok(pairs >= 6 && coupledPairs >= 1, `compared ${pairs} region pairs, ${coupledPairs} with the same parent`);
+  // Everything else stays the session's own: neurons, trials, spikes.
+  assert.ok(shared[0].trials.stimOn_times.length !== shared[1].trials.stimOn_times.length || shared[0].neurons.length !== shared[1].neurons.length);
+  assert.not.equal(shared[0].probes[0].times.slice(0, 50), shared[1].probes[0].times.slice(0, 50));
+  // Default: the same region draws other dynamics in each session.
+  const a = common(own);
+  assert.not.equal(region(own[0], a).a, region(own[1], a).a, `${a}: A differs without shared dynamics`);
+  assert.not.equal(region(own[0], a).b, region(own[1], a).b);
+  // Another world, other dynamics; the session's own parts (trials) do not move with the world.
+  const w2 = simulateSession(1, sizes, atlasIdOf, { worldSeed: 4 });
+  assert.not.equal(region(w2, w2.dynamics[0].acronym).b, region(shared[0], w2.dynamics[0].acronym).b);
+  assert.equal(w2.trials.stimOn_times, shared[0].trials.stimOn_times);
+});
+
+test('shared dynamics off is the default: the same bytes as a call without the option', () => {
+  const a = simulateSession(7, small, atlasIdOf);
+  const b = simulateSession(7, small, atlasIdOf, undefined);
+  assert.equal(a.trueRates, b.trueRates);
+  const s = simulateSession(7, small, atlasIdOf, { worldSeed: 0 });
+  assert.equal(s.trials.stimOn_times, a.trials.stimOn_times, 'trials are the session\'s own either way');
+  assert.not.equal(s.trueRates, a.trueRates, 'shared dynamics change the rates');
+});
+
 test.run();

@@ -17,6 +17,14 @@
 //    prior held over the trial. Regions form a random directed tree: every region but the first
 //    is driven by one earlier region with a lag (couplingLagMs), so one region is predictable
 //    from another's past.
+//    Shared dynamics (an option, `world`): by default every session draws its own A_r, B_r and
+//    tree, so two sessions ("animals") share nothing a model could carry across. With a world
+//    seed, A_r and B_r come from a generator keyed by (world seed, region acronym), the coupling
+//    K_rp from one keyed by (world seed, parent, child), and the tree from world-keyed ranks (a
+//    fixed order of regions, and a fixed preference of each region for its driver among those
+//    present): the same region behaves alike in every session, and the same pair of regions is
+//    coupled alike whenever both are present. Neurons, readouts, trials, latent noise and the
+//    region mix still differ per session.
 // 3. Neurons. Each neuron reads out its region's latents: rate = exp(beta + g w . x) Hz with w a
 //    unit vector, gain g, and beta set from a log-normal target mean rate (some units far below
 //    0.5 Hz); the exponential saturates smoothly at 200 Hz (refractoriness). Spikes are an exact
@@ -29,7 +37,7 @@
 //    choice between firstMovement and response; whisker motion energy at ~60 Hz rises with
 //    movement and follows one latent of one region.
 // True rates are kept on a grid of stepMs per trial (mean rate over each step, exact to integrate).
-import { createRng, type Rng } from '../rng.ts';
+import { createRng, hashString, type Rng } from '../rng.ts';
 
 export interface SimSizes {
   /** Trials per session, drawn uniformly in [min, max]. */
@@ -143,12 +151,33 @@ export interface SimNeuron {
   targetRateHz: number;
 }
 
+/** Options beyond the sizes: shared dynamics across sessions (see the file comment). */
+export interface SimWorld {
+  /** Keys every region's dynamics (and each parent -> child coupling) across sessions. */
+  worldSeed: number;
+}
+
+/** A region's latent system as simulated (A, B row-major; K the coupling from its parent). */
+export interface SimRegionDynamics {
+  acronym: string;
+  /** d x d. */
+  a: Float64Array;
+  /** d x 6 task-input gains (stimLeft, stimRight, moveSigned, moveAbs, feedback, prior). */
+  b: Float64Array;
+  /** The driving region's acronym, or null for the tree's root. */
+  parent: string | null;
+  /** d x d, zeros for the root. */
+  k: Float64Array;
+}
+
 export interface SimSession {
   seed: number;
   durationS: number;
   trials: Record<(typeof TRIAL_ATTRIBUTES)[number], Float64Array>;
   regions: SimRegion[];
   coupling: SimCoupling[];
+  /** Each region's latent system, in the order of `regions` (kept in memory, not written). */
+  dynamics: SimRegionDynamics[];
   /** Neurons in (probe, clusterId) order: the column order of trueRates. */
   neurons: SimNeuron[];
   probes: SimProbe[];
@@ -329,10 +358,28 @@ export function planSession(sizes: SimSizes, rng: Rng): SessionPlan {
   return { nTrials, nNeurons, regionAcronyms: picked.map((i) => REGION_POOL[i]), nProbes };
 }
 
+/** Draws of the world (shared dynamics): one generator per key, the same in every session. */
+const worldRng = (world: SimWorld, key: string) => createRng(hashString(key, world.worldSeed >>> 0));
+
+/** The tree over a session's regions under shared dynamics: world order, each region's preferred driver among the earlier ones. */
+function worldTree(acronyms: readonly string[], world: SimWorld): { order: number[]; parentOf: number[] } {
+  const rank = (a: string) => worldRng(world, `order:${a}`).next();
+  const order = [...acronyms.keys()].sort((i, j) => rank(acronyms[i]) - rank(acronyms[j]) || (acronyms[i] < acronyms[j] ? -1 : 1));
+  const parentOf = new Array<number>(acronyms.length).fill(-1);
+  order.forEach((r, pos) => {
+    if (pos === 0) return;
+    const affinity = (p: number) => worldRng(world, `driver:${acronyms[p]}->${acronyms[r]}`).next();
+    parentOf[r] = order.slice(0, pos).reduce((best, p) => (affinity(p) > affinity(best) ? p : best));
+  });
+  return { order, parentOf };
+}
+
 /**
  * Simulates one session. `atlasIdOf` maps an acronym to its Allen id (from the shipped atlas).
+ * With `world`, region dynamics are shared across sessions (see the file comment); without it
+ * (the default) every draw is the session's own, exactly as before the option existed.
  */
-export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acronym: string) => number): SimSession {
+export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acronym: string) => number, world?: SimWorld): SimSession {
   const root = createRng(seed);
   const plan = planSession(sizes, root.fork('plan'));
   const d = Math.max(1, Math.round(sizes.latentDim));
@@ -424,25 +471,30 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
   );
 
   // --- Latent dynamics with directed, lagged coupling.
+  // Session-own draws come from `dyn` in a fixed sequence; shared ones from world-keyed generators.
   const dyn = root.fork('dynamics');
-  const order = dyn.shuffle([...Array(R).keys()]);
+  const acr = plan.regionAcronyms;
+  const tree = world ? worldTree(acr, world) : undefined;
+  const order = tree ? tree.order : dyn.shuffle([...Array(R).keys()]);
   const systems: RegionDynamics[] = new Array(R);
   const coupling: SimCoupling[] = [];
   const lag = Math.max(1, Math.round(sizes.couplingLagMs / sizes.simDtMs));
   order.forEach((r, pos) => {
-    const base = regionDynamics(d, dtS, dyn);
-    const parent = pos === 0 ? -1 : order[dyn.int(pos)];
+    const base = regionDynamics(d, dtS, world ? worldRng(world, `region:${acr[r]}`) : dyn);
+    const parent = tree ? tree.parentOf[r] : pos === 0 ? -1 : order[dyn.int(pos)];
     const k = new Float64Array(d * d);
     let norm = 0;
     if (parent >= 0) {
+      const kr = world ? worldRng(world, `coupling:${acr[parent]}->${acr[r]}`) : dyn;
       for (let i = 0; i < d * d; i++) {
-        k[i] = (1 - base.rho) * sizes.couplingStrength * (dyn.normal() / Math.sqrt(d) + (i % (d + 1) === 0 ? 0.5 : 0));
+        k[i] = (1 - base.rho) * sizes.couplingStrength * (kr.normal() / Math.sqrt(d) + (i % (d + 1) === 0 ? 0.5 : 0));
         norm += k[i] * k[i];
       }
       coupling.push({ from: plan.regionAcronyms[parent], to: plan.regionAcronyms[r], lagMs: lag * sizes.simDtMs, strength: Math.sqrt(norm) / (1 - base.rho) });
     }
     systems[r] = { a: base.a, b: base.b, noise: base.noise, parent, k };
   });
+  const dynamics: SimRegionDynamics[] = systems.map((s, r) => ({ acronym: acr[r], a: s.a, b: s.b, parent: s.parent >= 0 ? acr[s.parent] : null, k: s.k }));
   const u = taskInputs(trials, nSeg, dtS);
   const D = R * d;
   const x = integrateLatents(systems, u, nSeg, d, lag, root.fork('latent-noise'));
@@ -544,6 +596,7 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
     trials,
     regions,
     coupling,
+    dynamics,
     neurons,
     probes,
     wheel: { times: wheelTimes, position: wheelPos },
