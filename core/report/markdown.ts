@@ -48,7 +48,6 @@ export function reportMarkdown(x: MarkdownInput): string {
       out.push(table(['task', ...evaluated], TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => pct(s.mean[l][`${t}_oracle_ratio`]))])), '');
     }
 
-    out.push('## Behaviour decoding', '');
     const behaviour: [string, string, string | null][] = [
       ['choice accuracy', 'choice_accuracy', 'choice_chance'],
       ['whisker motion energy R²', 'wme_r2', null],
@@ -58,13 +57,19 @@ export function reportMarkdown(x: MarkdownInput): string {
       const xs = evaluated.map((l) => s.mean[l][k]).filter((v): v is number => v !== null && v !== undefined);
       return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
     };
-    out.push(
-      table(
-        ['target', ...evaluated, 'chance'],
-        behaviour.map(([name, k, chance]) => [name, ...evaluated.map((l) => fmt(s.mean[l][k])), chance ? fmt(chanceOf(chance)) : '0 (R²)']),
-      ),
-      '',
-    );
+    const decoded = behaviour.some(([, k]) => evaluated.some((l) => s.mean[l][k] !== null && s.mean[l][k] !== undefined));
+    out.push('## Behaviour decoding', '');
+    // A run without decoding (evaluate's decoding: false) gets a line, not a table of n/a.
+    if (!decoded) out.push('No behaviour was decoded in this run.', '');
+    else {
+      out.push(
+        table(
+          ['target', ...evaluated, 'chance'],
+          behaviour.map(([name, k, chance]) => [name, ...evaluated.map((l) => fmt(s.mean[l][k])), chance ? fmt(chanceOf(chance)) : '0 (R²)']),
+        ),
+        '',
+      );
+    }
 
     out.push('## Which model is better', '');
     const keys = [...TASKS.map((t) => `${t}_bps`), ...TASKS.map((t) => `${t}_bps_pooled`), 'choice_accuracy', 'wme_r2', 'wheel_r2'];
