@@ -127,6 +127,15 @@ test('the sentences flip when the numbers do; missing details are said, not hidd
   assert.not.ok(existsSync(join(root, 'training-loss.png')), 'png: false');
 });
 
+test('order puts the named models first in tables and report.json', async () => {
+  const root = tempDir();
+  await runStage(report, { png: false, order: ['temporal'] }, { metrics: metrics('mtm') }, testContext('report', 1, root));
+  const json = JSON.parse(readFileSync(join(root, 'report.json'), 'utf8'));
+  assert.equal(json.labels, ['temporal', 'mtm']);
+  const md = readFileSync(join(root, 'report.md'), 'utf8');
+  assert.match(md, '| task | temporal | mtm | oracle |');
+});
+
 test('training only: loss curves, core keys absent with no evaluation, and a clear note', async () => {
   const root = tempDir();
   const only = metrics('mtm').filter((m) => m.sessionId === 'all');

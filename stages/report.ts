@@ -44,6 +44,7 @@ export const reportParams = z.object({
   pngScale: z.number().positive().default(2).describe('PNG pixels per SVG pixel'),
   rasterSession: z.string().default('').describe('session whose raster is drawn; empty: the first evaluated session that has detail files'),
   rasterRegion: z.string().default('').describe('region whose raster is drawn; empty: the region with the most neurons in that session'),
+  order: z.array(z.string()).default([]).describe('model labels in the order tables and plots show them (others follow in arrival order); empty: arrival order'),
   maxRasterNeurons: z.number().int().min(1).default(40).describe("most neurons drawn in the raster: the region's most active ones, in their session order"),
 });
 
@@ -176,6 +177,11 @@ async function writeReport(p: ReportParams, ctx: StageContext, metrics: Metrics[
   const dir = p.outDir ? (isAbsolute(p.outDir) ? p.outDir : resolve(ctx.run.root, p.outDir)) : ctx.run.root;
   await mkdir(dir, { recursive: true });
   const summary = summarise(metrics);
+  // Models arrive in the order they finish training; `order` puts the named ones first, as listed.
+  if (p.order.length) {
+    const rank = (l: string) => (p.order.includes(l) ? p.order.indexOf(l) : p.order.length);
+    summary.labels = summary.labels.map((l, i) => ({ l, i })).sort((a, b) => rank(a.l) - rank(b.l) || a.i - b.i).map((x) => x.l);
+  }
   const details: EvalDetail[] = [];
   for (const f of await detailFiles(artifacts)) details.push(await readEvalDetail(f));
   const notes: string[] = [];
