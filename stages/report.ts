@@ -15,15 +15,15 @@
 // comparison sentences are computed from the same means (core/report/summary.ts), so swapping
 // two models' numbers flips the sentence. The backend is the tensor backend of this process
 // (backend selection is process-wide).
-import { readdir, mkdir, stat } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import type { Artifact, Metrics } from '../core/payloads.ts';
 import { writeFileAtomic } from '../core/io/atomic.ts';
-import { compare, comparisonSentence, summarise, TASKS, type ReportSummary, type TaskKey } from '../core/report/summary.ts';
+import { compare, comparisonSentence, namedFirst, summarise, TASKS, type ReportSummary, type TaskKey } from '../core/report/summary.ts';
 import { EVAL_DETAIL_SUFFIX, readEvalDetail, type EvalDetail } from '../core/report/detail.ts';
-import { bpsSummaryPlot, perNeuronBpsPlot, rasterPlot, trainingLossPlot, writePlot, type NeuronBps, type RasterPanel } from '../core/report/plots.ts';
+import { bpsSummaryPlot, perNeuronBpsPlot, rasterPlot, trainingLossPlot, plotWriter, reportDir, type NeuronBps, type RasterPanel } from '../core/report/plots.ts';
 import { reportMarkdown } from '../core/report/markdown.ts';
 import * as tf from '../core/tensor/tf.ts';
 import { collectNow } from '../core/runtime/collect.ts';
@@ -174,24 +174,14 @@ export function reportJson(s: ReportSummary, extra: { title: string; backend: st
 
 async function writeReport(p: ReportParams, ctx: StageContext, metrics: Metrics[], artifacts: Artifact[]): Promise<ReportRef> {
   const started = performance.now();
-  const dir = p.outDir ? (isAbsolute(p.outDir) ? p.outDir : resolve(ctx.run.root, p.outDir)) : ctx.run.root;
-  await mkdir(dir, { recursive: true });
+  const dir = await reportDir(ctx.run.root, p.outDir);
   const summary = summarise(metrics);
   // Models arrive in the order they finish training; `order` puts the named ones first, as listed.
-  if (p.order.length) {
-    const rank = (l: string) => (p.order.includes(l) ? p.order.indexOf(l) : p.order.length);
-    summary.labels = summary.labels.map((l, i) => ({ l, i })).sort((a, b) => rank(a.l) - rank(b.l) || a.i - b.i).map((x) => x.l);
-  }
+  summary.labels = namedFirst(summary.labels, p.order);
   const details: EvalDetail[] = [];
   for (const f of await detailFiles(artifacts)) details.push(await readEvalDetail(f));
   const notes: string[] = [];
-  const files: string[] = [];
-  const plots: [string, string][] = [];
-  const plot = async (caption: string, name: string, svg: Promise<string>) => {
-    const written = await writePlot(dir, name, await svg, { png: p.png, scale: p.pngScale });
-    files.push(...written);
-    plots.push([caption, `${name}.svg`]);
-  };
+  const { files, plots, plot } = plotWriter(dir, { png: p.png, scale: p.pngScale });
 
   const curves = Object.fromEntries(Object.entries(summary.training).map(([l, t]) => [l, t.curve]));
   if (Object.keys(curves).length) await plot('training and validation loss', 'training-loss', trainingLossPlot(curves, summary.labels));

@@ -8,14 +8,13 @@
 // - Plots: one faceted figure of every metric (sweep.svg/png, own y scale per panel) and one per
 //   metric (sweep-<metric>.svg/png), through the report's vega-lite -> SVG -> resvg path.
 // - sweep.md's sentences are computed from the same numbers as sweep.json.
-import { mkdir } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import type { Metrics } from '../core/payloads.ts';
 import { writeFileAtomic } from '../core/io/atomic.ts';
 import { collectNow } from '../core/runtime/collect.ts';
-import { writePlot } from '../core/report/plots.ts';
+import { plotWriter, reportDir } from '../core/report/plots.ts';
 import { buildSweep, DEFAULT_SWEEP_METRICS, DEFAULT_SWEEP_PATTERN, metricTitle, sweepLeads, sweepMarkdown, sweepMetricPlot, sweepPanelsPlot, sweepPattern, sweepSentence } from '../core/report/sweep.ts';
 import type { ReportRef } from './report.ts';
 
@@ -34,15 +33,9 @@ export const sweepReportParams = z.object({
 export type SweepReportParams = z.output<typeof sweepReportParams>;
 
 async function writeSweep(p: SweepReportParams, ctx: StageContext, items: Metrics[]): Promise<ReportRef> {
-  const dir = p.outDir ? (isAbsolute(p.outDir) ? p.outDir : resolve(ctx.run.root, p.outDir)) : ctx.run.root;
-  await mkdir(dir, { recursive: true });
+  const dir = await reportDir(ctx.run.root, p.outDir);
   const d = buildSweep(items, { pattern: p.pattern, metrics: p.metrics, xTitle: p.xTitle, seriesOrder: p.seriesOrder });
-  const files: string[] = [];
-  const plots: [string, string][] = [];
-  const plot = async (caption: string, name: string, svg: Promise<string>) => {
-    files.push(...(await writePlot(dir, name, await svg, { png: p.png, scale: p.pngScale })));
-    plots.push([caption, `${name}.svg`]);
-  };
+  const { files, plots, plot } = plotWriter(dir, { png: p.png, scale: p.pngScale });
   const notes: string[] = [];
   if (d.metrics.length) {
     await plot(`every metric against ${d.xTitle}`, 'sweep', sweepPanelsPlot(d, { title: p.title, xScale: p.xScale }));

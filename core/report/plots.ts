@@ -3,8 +3,8 @@
 // Each plot is a vega-lite spec compiled to vega and rendered headless to SVG (no canvas
 // package); PNGs come from the SVG through resvg. Colours follow the order of the model labels
 // passed in, so a label keeps its colour in every plot of a report.
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { Resvg } from '@resvg/resvg-js';
@@ -57,6 +57,27 @@ export async function writePlot(dir: string, name: string, svg: string, options:
   const pngPath = join(dir, `${name}.png`);
   await writeFile(pngPath, svgToPng(svg, options.scale ?? 2));
   return [svgPath, pngPath];
+}
+
+/** The folder a report stage writes (created): `outDir` relative to the run directory, or absolute; '' is the run directory. */
+export async function reportDir(runRoot: string, outDir: string): Promise<string> {
+  const dir = outDir ? (isAbsolute(outDir) ? outDir : resolve(runRoot, outDir)) : runRoot;
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * Writes plots into `dir` one by one and keeps what a report needs of them: every file written
+ * (for the output port) and [caption, SVG name] pairs (for the Markdown).
+ */
+export function plotWriter(dir: string, options: { png?: boolean; scale?: number }) {
+  const files: string[] = [];
+  const plots: [string, string][] = [];
+  const plot = async (caption: string, name: string, svg: Promise<string>) => {
+    files.push(...(await writePlot(dir, name, await svg, options)));
+    plots.push([caption, `${name}.svg`]);
+  };
+  return { files, plots, plot };
 }
 
 const labelColour = (labels: readonly string[]) => ({ domain: [...labels], scheme: 'tableau10' });

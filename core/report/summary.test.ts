@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compare, comparisonSentence, CORE_KEYS, isTrainingMetrics, summarise, TASKS } from './summary.ts';
+import { compare, comparisonSentence, CORE_KEYS, isTrainingMetrics, namedFirst, summarise, TASKS } from './summary.ts';
 import { TASK_METRIC } from '../eval/tasks.ts';
 import type { Metrics } from '../payloads.ts';
 
@@ -65,6 +65,11 @@ test('comparison sentences follow the numbers', () => {
   // Negative runner-up: no percentage against a negative baseline.
   assert.not.match(run(0.05, -0.1), /%/);
   assert.match(run(0.2, 0.1), /115\.8 % more/);
+});
+
+test('namedFirst: named items first in the given order, the rest keep theirs', () => {
+  assert.equal(namedFirst(['c', 'a', 'b', 'd'], ['b', 'x', 'c']), ['b', 'c', 'a', 'd']);
+  assert.equal(namedFirst(['z', 'y'], []), ['z', 'y']);
 });
 
 test('refuses items that are not metrics', () => {

@@ -271,3 +271,9 @@ export function comparisonSentence(c: Comparison): string {
   const rel = second.value > 0 ? `, ${fmt((100 * c.margin!) / second.value, 1)} % more` : '';
   return `${head}: ${first.label} is better than ${second.label} by ${fmt(c.margin)} (${fmt(first.value)} vs ${fmt(second.value)}${rel})${across}${others}.`;
 }
+
+/** `items` with those named in `order` first, in that order; the others follow in their own order. */
+export function namedFirst(items: readonly string[], order: readonly string[]): string[] {
+  const rank = (x: string) => (order.includes(x) ? order.indexOf(x) : order.length);
+  return [...items].sort((a, b) => rank(a) - rank(b)); // Array.prototype.sort is stable
+}

@@ -9,7 +9,7 @@
 // order of first appearance. Every metric is higher-is-better (bits/spike, accuracy, R²).
 import type { TopLevelSpec } from 'vega-lite';
 import type { Metrics } from '../payloads.ts';
-import { fmt, METRIC_TITLES, summarise, TASKS } from './summary.ts';
+import { fmt, METRIC_TITLES, namedFirst, summarise, TASKS } from './summary.ts';
 import { renderSvg } from './plots.ts';
 
 export const SWEEP_FORMAT = 'mtm-sweep@1';
@@ -136,9 +136,7 @@ export function buildSweep(items: readonly Metrics[], opts: { pattern?: string; 
     throw new Error(`no evaluated model label matches the pattern ${pattern}${evaluated.length ? `; labels: ${evaluated.join(', ')}` : ' (no evaluation metrics arrived)'}`);
   }
   // Models arrive in the order they finish training: sort, so colours and tables are stable.
-  const named = opts.seriesOrder ?? [];
-  const rank = (x: string) => (named.includes(x) ? named.indexOf(x) : named.length);
-  const series = [...new Set(points.map((p) => p.series))].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+  const series = namedFirst([...new Set(points.map((p) => p.series))].sort(), opts.seriesOrder ?? []);
   const xs = orderXs(points.map((p) => p.x));
   const order = (p: SweepPoint) => series.indexOf(p.series) * xs.length + xs.indexOf(p.x);
   points.sort((a, b) => order(a) - order(b));
