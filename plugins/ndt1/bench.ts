@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { initBackend, type BackendChoice } from '../../core/tensor/backend.ts';
 import { poissonNll } from '../../core/tensor/loss.ts';
 import * as tf from '../../core/tensor/tf.ts';
+import { profileKernels } from '../../core/tensor/kernels/profile.ts';
 import { createRng } from '../../core/rng.ts';
 import { ndt1Architecture } from './architecture.ts';
 
@@ -51,18 +52,7 @@ const t0 = performance.now();
 for (let i = 0; i < steps; i++) step();
 const msPerStep = (performance.now() - t0) / steps;
 
-const prof = await tf.profile(step);
-const byKernel = new Map<string, { ms: number; calls: number }>();
-let total = 0;
-for (const k of prof.kernels) {
-  const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-  const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-  e.ms += ms;
-  e.calls++;
-  byKernel.set(k.name, e);
-  total += ms;
-}
-const top = [...byKernel].sort((p, q) => q[1].ms - p[1].ms).slice(0, num(a.top));
+const prof = await profileKernels(step, num(a.top));
 console.log(JSON.stringify({
   backend: info.name,
   reason: info.reason,
@@ -70,7 +60,7 @@ console.log(JSON.stringify({
   params: model.paramCount(),
   msPerStep: +msPerStep.toFixed(1),
   trialsPerSecond: +((1000 * B) / msPerStep).toFixed(2),
-  profiledKernelMs: +total.toFixed(1),
-  topKernels: top.map(([name, e]) => ({ name, ms: +e.ms.toFixed(1), share: +(e.ms / total).toFixed(3), calls: e.calls })),
+  profiledKernelMs: prof.kernelMs,
+  topKernels: prof.top,
   peakMB: Math.round(process.memoryUsage().rss / 2 ** 20),
 }, null, 2));

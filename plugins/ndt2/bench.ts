@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { initBackend, type BackendChoice } from '../../core/tensor/backend.ts';
 import { poissonNll } from '../../core/tensor/loss.ts';
 import * as tf from '../../core/tensor/tf.ts';
+import { profileKernels } from '../../core/tensor/kernels/profile.ts';
 import { createRng } from '../../core/rng.ts';
 import { ndt2Architecture } from './architecture.ts';
 
@@ -50,21 +51,7 @@ const t0 = performance.now();
 for (let i = 0; i < steps; i++) step();
 const msPerStep = (performance.now() - t0) / steps;
 
-let topKernels: { name: string; ms: number; share: number; calls: number }[] = [];
-if (a.profile) {
-  const prof = await tf.profile(step);
-  const byKernel = new Map<string, { ms: number; calls: number }>();
-  let total = 0;
-  for (const k of prof.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += ms;
-    e.calls++;
-    byKernel.set(k.name, e);
-    total += ms;
-  }
-  topKernels = [...byKernel].sort((p, q) => q[1].ms - p[1].ms).slice(0, num(a.top)).map(([name, e]) => ({ name, ms: +e.ms.toFixed(1), share: +(e.ms / total).toFixed(3), calls: e.calls }));
-}
+const topKernels = a.profile ? (await profileKernels(step, num(a.top))).top : [];
 console.log(JSON.stringify({
   backend: info.name,
   reason: info.reason,
