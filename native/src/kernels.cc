@@ -497,6 +497,11 @@ bool get_ints(napi_env env, napi_value v, std::vector<long>* out) {
   return true;
 }
 
+// A dims array [rank, then `groups` arrays of rank entries] (shapes, strides, perms): rank 1-8.
+bool get_dims(napi_env env, napi_value v, int groups, std::vector<long>* d) {
+  return get_ints(env, v, d) && !d->empty() && (*d)[0] >= 1 && (*d)[0] <= 8 && (long)d->size() == 1 + groups * (*d)[0];
+}
+
 // unary(op, x, xByteOffset, y, yByteOffset, n, alpha)
 napi_value Unary(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -531,7 +536,7 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   ensure_init();
   const int op = (int)num(env, argv[0]);
   std::vector<long> d;
-  if (!get_ints(env, argv[7], &d) || d.empty() || d[0] < 1 || d[0] > 8 || (long)d.size() != 1 + 3 * d[0] || op < 0 || op >= isa_base::B_COUNT) {
+  if (!get_dims(env, argv[7], 3, &d) || op < 0 || op >= isa_base::B_COUNT) {
     napi_throw_type_error(env, nullptr, "binary: bad op or dims");
     return nullptr;
   }
@@ -674,7 +679,7 @@ napi_value Transpose(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   ensure_init();
   std::vector<long> d;
-  if (!get_ints(env, argv[4], &d) || d.empty() || d[0] < 1 || d[0] > 8 || (long)d.size() != 1 + 2 * d[0]) {
+  if (!get_dims(env, argv[4], 2, &d)) {
     napi_throw_type_error(env, nullptr, "transpose: bad dims");
     return nullptr;
   }
@@ -755,7 +760,7 @@ napi_value Copy(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   ensure_init();
   std::vector<long> d;
-  if (!get_ints(env, argv[4], &d) || d.empty() || d[0] < 1 || d[0] > 8 || (long)d.size() != 1 + 3 * d[0]) {
+  if (!get_dims(env, argv[4], 3, &d)) {
     napi_throw_type_error(env, nullptr, "copy: bad dims");
     return nullptr;
   }
