@@ -171,4 +171,20 @@ test('a session the model has no weights for, and no model at all, are clear err
   );
 });
 
+test('split: val scores the validation trials (for choosing a recipe), test by default', async () => {
+  const ref = await savedModel();
+  const s = session();
+  const count = (split: string) => s.trials.split.filter((x) => x === split).length;
+  const run = async (extra: Record<string, unknown>) => {
+    const out = await runStage(evaluate, { ...fast, tasks: ['forwardPrediction'], decoding: false, writePredictions: false, ...extra }, { model: [ref], sessions: [s] }, ctxWithNdt1());
+    return (out.metrics as Metrics[])[0].values;
+  };
+  const test_ = await run({});
+  const val = await run({ split: 'val' });
+  assert.is(test_.test_trials, count('test'));
+  assert.is(val.test_trials, count('val'));
+  assert.ok(count('val') !== count('test'));
+  assert.is.not(val.forward_prediction_bps, test_.forward_prediction_bps);
+});
+
 test.run();

@@ -54,6 +54,7 @@ export const evaluateParams = z.object({
   continuousPrompt: modeEnum.default('causal').describe('mode (prompt) of the unmasked pass whose rates decode whisker motion energy and wheel speed'),
   decodingFolds: z.number().int().min(2).default(5).describe('cross-validation folds that choose each decoder\'s L2 penalty'),
   decodingLambdas: z.array(z.number().positive()).min(1).default([...DEFAULT_LAMBDAS]).describe('L2 penalties the cross-validation chooses among'),
+  split: z.enum(['test', 'val']).default('test').describe('which trials the activity tasks score: test (the figures to report) or val (to choose a recipe on; never choose on test)'),
   writePredictions: z.boolean().default(true).describe('write each task\'s assembled test-trial predictions (.npy log-rates) for the report\'s rasters'),
 });
 
@@ -102,7 +103,7 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
   const predictor = modelPredictor(model, s.sessionId);
   const regions = regionLabels(s, p.regionLevel);
   const prompts = promptsOf(p);
-  const rows = testRows(s);
+  const rows = testRows(s, p.split);
   const values: Record<string, number> = { test_trials: rows.length, neurons: s.nNeurons };
   const notes: string[] = [];
   const out: SessionEvaluation = { tasks: {}, oracle: {}, values, notes, seconds: 0 };
@@ -209,7 +210,7 @@ export async function writeSessionArtifacts(dir: string, s: BinnedSession, ev: S
   await writeParquet(perNeuron, cols);
   files.push(perNeuron);
 
-  const rows = testRows(s);
+  const rows = testRows(s, p.split);
   const TN = s.nBins * s.nNeurons;
   const shape = [rows.length, s.nBins, s.nNeurons];
   if (p.writePredictions && rows.length) {

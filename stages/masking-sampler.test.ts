@@ -190,4 +190,21 @@ test('the descriptor passes the registry checks (kebab id, typed ports, every pa
   assert.is(maskingSampler.outputs.batches.type, 'masked-batch');
 });
 
+test('causalForecast and timeSpan reach the masks; the defaults draw the same batches as before', async () => {
+  const plain = await sample({ batchSize: 4, mode: 'causal' });
+  const explicit = await sample({ batchSize: 4, mode: 'causal', causalForecast: 0, timeSpan: 1 });
+  assert.equal(explicit.map((b) => [...b.masked]), plain.map((b) => [...b.masked]));
+  const forecast = await sample({ batchSize: 4, mode: 'causal', causalForecast: 1 });
+  for (const b of forecast) {
+    const { trials, bins, neurons } = b.shape;
+    for (let t = 0; t < trials; t++) {
+      const binMasked = Array.from({ length: bins }, (_, k) => b.masked[(t * bins + k) * neurons]);
+      const cut = binMasked.indexOf(1);
+      assert.ok(cut >= 1, 'a forecast keeps at least one bin of past');
+      assert.equal(binMasked.slice(cut), Array(bins - cut).fill(1), 'every bin from the cut on is masked');
+    }
+    assert.ok(b.causal);
+  }
+});
+
 test.run();

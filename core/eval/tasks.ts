@@ -226,10 +226,10 @@ export function modelPredictor(model: Pick<ArchitectureModel, 'forward' | 'forwa
   return p;
 }
 
-/** Session trial rows of the test split, in session order. */
-export function testRows(s: Pick<BinnedSession, 'trials' | 'nTrials'>): Int32Array {
+/** Session trial rows of the test split (or of `split`), in session order. */
+export function testRows(s: Pick<BinnedSession, 'trials' | 'nTrials'>, split: 'test' | 'val' = 'test'): Int32Array {
   const rows: number[] = [];
-  for (let t = 0; t < s.nTrials; t++) if (s.trials.split[t] === 'test') rows.push(t);
+  for (let t = 0; t < s.nTrials; t++) if (s.trials.split[t] === split) rows.push(t);
   return Int32Array.from(rows);
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRng, type Rng } from '../rng.ts';
-import { applyMask, applicableModes, bernoulliSubset, distinctRegions, sampleMask } from './masking.ts';
+import { applyMask, applicableModes, bernoulliSubset, distinctRegions, forecastSubset, sampleMask, spanSubset } from './masking.ts';
 import { MTM_MODES, type BatchShape, type MaskDraw, type MaskingMode } from './types.ts';
 
 const idx = (s: BatchShape, t: number, b: number, n: number) => (t * s.bins + b) * s.neurons + n;
@@ -192,4 +192,75 @@ test('bad shapes and labels are refused with a message', () => {
   assert.equal(distinctRegions(['b', 'a', 'b']), ['a', 'b']);
 });
 
+
+/** Runs of consecutive 1s in one trial's bin selection. */
+function runsOf(sel: Uint8Array): number[] {
+  const runs: number[] = [];
+  let k = 0;
+  for (const v of sel) {
+    if (v) k++;
+    else if (k) (runs.push(k), (k = 0));
+  }
+  if (k) runs.push(k);
+  return runs;
+}
+
+test('spanSubset: span 1 is exactly bernoulliSubset; longer spans cover about the ratio in runs', () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    assert.equal(spanSubset(30, 0.3, 1, createRng(seed)), bernoulliSubset(30, 0.3, createRng(seed)));
+  }
+  const rng = createRng(5);
+  let covered = 0;
+  let total = 0;
+  let longest = 0;
+  for (let i = 0; i < 400; i++) {
+    const sel = spanSubset(100, 0.3, 10, rng);
+    covered += sel.reduce((a, b) => a + b, 0);
+    total += sel.length;
+    longest = Math.max(longest, ...runsOf(sel));
+    assert.ok(sel.some((v) => v === 1) && sel.some((v) => v === 0));
+  }
+  // Overlapping spans cover a little less than the ratio; runs reach beyond one span's length when they touch.
+  assert.ok(covered / total > 0.22 && covered / total < 0.31, `coverage ${covered / total}`);
+  assert.ok(longest >= 10, `longest run ${longest}`);
+});
+
+test('forecastSubset: one trailing block, at least one bin left before it', () => {
+  const rng = createRng(9);
+  const cuts = new Set<number>();
+  for (let i = 0; i < 500; i++) {
+    const sel = forecastSubset(12, rng);
+    const cut = sel.indexOf(1);
+    assert.ok(cut >= 1 && cut <= 11, `cut ${cut}`);
+    for (let b = 0; b < 12; b++) assert.is(sel[b], b >= cut ? 1 : 0);
+    cuts.add(cut);
+  }
+  assert.is(cuts.size, 11, 'every cut point is drawn');
+  assert.equal(forecastSubset(1, rng), Uint8Array.of(1));
+});
+
+test('causal forecast share and time spans reach sampleMask; the defaults keep the old draws', () => {
+  const shape: BatchShape = { trials: 200, bins: 40, neurons: 3 };
+  const regions = ['CA1', 'LP', 'CA1'];
+  assert.equal(sampleMask(shape, regions, 'causal', createRng(3)), sampleMask(shape, regions, 'causal', createRng(3), {}, { span: 1, forecast: 0 }));
+  const d = sampleMask(shape, regions, 'causal', createRng(3), {}, { forecast: 1 });
+  for (let t = 0; t < shape.trials; t++) {
+    const bins = Uint8Array.from({ length: shape.bins }, (_, b) => d.masked[idx(shape, t, b, 0)]);
+    assert.is(runsOf(bins).length, 1, 'one block per trial');
+    assert.is(bins[shape.bins - 1], 1, 'the block reaches the last bin');
+  }
+  const half = sampleMask(shape, regions, 'causal', createRng(4), {}, { forecast: 0.5 });
+  let forecasts = 0;
+  for (let t = 0; t < shape.trials; t++) {
+    const bins = Uint8Array.from({ length: shape.bins }, (_, b) => half.masked[idx(shape, t, b, 0)]);
+    const r = runsOf(bins);
+    if (r.length === 1 && bins[shape.bins - 1] === 1 && r[0] > 3) forecasts++;
+  }
+  assert.ok(forecasts > 70 && forecasts < 140, `${forecasts} of 200 trials look like forecasts`);
+  const spans = sampleMask(shape, regions, 'temporal', createRng(6), {}, { span: 8 });
+  const longest = Math.max(...Array.from({ length: shape.trials }, (_, t) => Math.max(0, ...runsOf(Uint8Array.from({ length: shape.bins }, (_, b) => spans.masked[idx(shape, t, b, 0)])))));
+  assert.ok(longest >= 8, `temporal spans: longest run ${longest}`);
+  assert.throws(() => sampleMask(shape, regions, 'temporal', createRng(1), {}, { span: 0 }), /span must be an integer >= 1/);
+  assert.throws(() => sampleMask(shape, regions, 'causal', createRng(1), {}, { forecast: 2 }), /forecast must be in \[0, 1\]/);
+});
 test.run();

@@ -12,7 +12,7 @@
 //   one, the batch is masked in `neuron` mode and says so in `mode`, so the model's prompt and
 //   any score stay honest. `mtm` then draws among the three modes that apply.
 import type { Rng } from '../rng.ts';
-import { DEFAULT_RATIOS, MTM_MODES, type BatchShape, type MaskDraw, type MaskingMode, type MaskingScheme, type MaskRatios } from './types.ts';
+import { DEFAULT_RATIOS, DEFAULT_TIME_SHAPE, MTM_MODES, type BatchShape, type MaskDraw, type MaskingMode, type MaskingScheme, type MaskRatios, type TimeMaskShape } from './types.ts';
 
 /** Sorted distinct region labels. */
 export function distinctRegions(regions: readonly string[]): string[] {
@@ -40,6 +40,37 @@ export function bernoulliSubset(n: number, p: number, rng: Rng, out: Uint8Array 
   }
   if (n > 0 && count === 0) out[offset + rng.int(n)] = 1;
   else if (n >= 2 && count === n) out[offset + rng.int(n)] = 0;
+  return out;
+}
+
+/**
+ * Spans of consecutive bins: each bin starts a span with probability p / E[length], lengths
+ * uniform in 1..maxSpan, so about a fraction p of the bins is covered (less where spans overlap).
+ * Same at-least-one / not-all rule as bernoulliSubset. maxSpan 1 is exactly bernoulliSubset.
+ */
+export function spanSubset(n: number, p: number, maxSpan: number, rng: Rng, out: Uint8Array = new Uint8Array(n), offset = 0): Uint8Array {
+  if (maxSpan <= 1) return bernoulliSubset(n, p, rng, out, offset);
+  const start = Math.min(1, p / ((maxSpan + 1) / 2));
+  out.fill(0, offset, offset + n);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    if (rng.next() >= start) continue;
+    const len = 1 + rng.int(maxSpan);
+    for (let j = i; j < Math.min(n, i + len); j++) {
+      count += out[offset + j] ? 0 : 1;
+      out[offset + j] = 1;
+    }
+  }
+  if (n > 0 && count === 0) out[offset + rng.int(n)] = 1;
+  else if (n >= 2 && count === n) out[offset + rng.int(n)] = 0;
+  return out;
+}
+
+/** A forecast: every bin from a cut point on selected, the cut uniform in 1..n-1 (n >= 2; n = 1 selects the bin). */
+export function forecastSubset(n: number, rng: Rng, out: Uint8Array = new Uint8Array(n), offset = 0): Uint8Array {
+  const cut = n >= 2 ? 1 + rng.int(n - 1) : 0;
+  out.fill(0, offset, offset + cut);
+  out.fill(1, offset + cut, offset + n);
   return out;
 }
 
@@ -74,10 +105,15 @@ function checkShape(shape: BatchShape, regions: readonly string[]): void {
  * Draws one batch's mask. `regions` labels each neuron; `ratios` override SPEC.md §3's defaults.
  * Same rng state in, same mask out.
  */
-export function sampleMask(shape: BatchShape, regions: readonly string[], scheme: MaskingScheme, rng: Rng, ratios: Partial<MaskRatios> = {}): MaskDraw {
+export function sampleMask(
+  shape: BatchShape, regions: readonly string[], scheme: MaskingScheme, rng: Rng, ratios: Partial<MaskRatios> = {}, time: Partial<TimeMaskShape> = {},
+): MaskDraw {
   checkShape(shape, regions);
   const r = { ...DEFAULT_RATIOS, ...ratios };
   for (const [k, v] of Object.entries(r)) if (!(v >= 0 && v <= 1)) throw new Error(`masking: ratio ${k} must be in [0, 1], got ${v}`);
+  const ts = { ...DEFAULT_TIME_SHAPE, ...time };
+  if (!(Number.isInteger(ts.span) && ts.span >= 1)) throw new Error(`masking: span must be an integer >= 1, got ${ts.span}`);
+  if (!(ts.forecast >= 0 && ts.forecast <= 1)) throw new Error(`masking: forecast must be in [0, 1], got ${ts.forecast}`);
   const modes = applicableModes(scheme, regions);
   const mode = modes.length === 1 ? modes[0] : modes[rng.int(modes.length)];
   const { trials, bins, neurons } = shape;
@@ -91,7 +127,14 @@ export function sampleMask(shape: BatchShape, regions: readonly string[], scheme
   switch (mode) {
     case 'temporal':
     case 'causal': {
-      const m = composeMask(shape, perTrial(bins, mode === 'temporal' ? r.temporal : r.causal));
+      const p = mode === 'temporal' ? r.temporal : r.causal;
+      const sel = new Uint8Array(trials * bins);
+      for (let t = 0; t < trials; t++) {
+        // The forecast draw is only made when enabled, so the default keeps its random stream.
+        if (mode === 'causal' && ts.forecast > 0 && rng.next() < ts.forecast) forecastSubset(bins, rng, sel, t * bins);
+        else spanSubset(bins, p, ts.span, rng, sel, t * bins);
+      }
+      const m = composeMask(shape, sel);
       return { mode, causal: mode === 'causal', masked: m, lossMask: m };
     }
     case 'neuron': {

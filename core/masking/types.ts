@@ -26,6 +26,19 @@ export interface MaskRatios {
 
 export const DEFAULT_RATIOS: MaskRatios = { temporal: 0.3, neuron: 0.3, causal: 0.6, intraRegion: 0.3 };
 
+/** How the bins of the time modes (temporal, causal) are chosen. */
+export interface TimeMaskShape {
+  /** Longest span of consecutive bins one draw masks: each span's length is uniform in 1..span (1: single bins). */
+  span: number;
+  /**
+   * Causal mode only: the probability a trial is masked as a forecast instead, every bin from a
+   * cut point on zeroed and scored, the cut uniform over the trial (at least one bin before it).
+   */
+  forecast: number;
+}
+
+export const DEFAULT_TIME_SHAPE: TimeMaskShape = { span: 1, forecast: 0 };
+
 /** Shape of a batch of binned counts, row-major [trial][bin][neuron]. */
 export interface BatchShape {
   trials: number;
