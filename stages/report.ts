@@ -16,6 +16,7 @@
 // two models' numbers flips the sentence. The backend is the tensor backend of this process
 // (backend selection is process-wide).
 import { readdir, stat } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
@@ -25,6 +26,7 @@ import { compare, comparisonSentence, namedFirst, summarise, TASKS, type ReportS
 import { EVAL_DETAIL_SUFFIX, readEvalDetail, type EvalDetail } from '../core/report/detail.ts';
 import { bpsSummaryPlot, perNeuronBpsPlot, rasterPlot, trainingLossPlot, plotWriter, reportDir, type NeuronBps, type RasterPanel } from '../core/report/plots.ts';
 import { reportMarkdown } from '../core/report/markdown.ts';
+import { recipeMarkdown, recipesFromResolvedGraph, trainingBudgets } from '../core/report/recipe.ts';
 import * as tf from '../core/tensor/tf.ts';
 import { collectNow } from '../core/runtime/collect.ts';
 
@@ -172,6 +174,14 @@ export function reportJson(s: ReportSummary, extra: { title: string; backend: st
   };
 }
 
+/** report.md's recipe and budget section, from the run's resolved graph (none when it is missing). */
+function recipeSection(runRoot: string, metrics: Metrics[]): string {
+  const file = join(runRoot, 'graph.resolved.yaml');
+  if (!existsSync(file)) return '';
+  const lines = recipeMarkdown(recipesFromResolvedGraph(readFileSync(file, 'utf8')), trainingBudgets(metrics));
+  return lines.length ? '\n' + lines.join('\n') : '';
+}
+
 async function writeReport(p: ReportParams, ctx: StageContext, metrics: Metrics[], artifacts: Artifact[]): Promise<ReportRef> {
   const started = performance.now();
   const dir = await reportDir(ctx.run.root, p.outDir);
@@ -215,7 +225,7 @@ async function writeReport(p: ReportParams, ctx: StageContext, metrics: Metrics[
   const jsonPath = join(dir, 'report.json');
   await writeFileAtomic(jsonPath, JSON.stringify(json, null, 2) + '\n');
   const mdPath = join(dir, 'report.md');
-  await writeFileAtomic(mdPath, reportMarkdown({ title: p.title, summary, backend, plots, notes }));
+  await writeFileAtomic(mdPath, reportMarkdown({ title: p.title, summary, backend, plots, notes }) + recipeSection(ctx.run.root, metrics));
   files.unshift(jsonPath, mdPath);
   ctx.logger.info({ dir, models: summary.labels, sessions: summary.sessions.length, plots: plots.length, notes: notes.length }, 'report written');
   ctx.run.announce?.(ctx.nodeId, 'report', join(dir, 'report.md'));

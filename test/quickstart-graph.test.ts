@@ -54,6 +54,12 @@ test('graphs/quickstart.yaml: both models trained, evaluated and reported', () =
   assert.match(md, /co-smoothing/);
   assert.match(md, /mtm/);
   assert.match(md, /temporal/);
+  // The recipe, budget and seed the models ran with, read back from the resolved graph.
+  assert.match(md, '## Recipe and budget');
+  assert.match(md, /\| mtm \| ndt1 .* \| mtm masking, 2 epochs of batch/);
+  assert.match(md, /\| temporal \| ndt1 .* \| temporal masking, 2 epochs of batch/);
+  assert.match(md, /2 epochs, \d+ steps, \d+ s of training/);
+  assert.match(md, /Graph seed: \d+/);
   // Both models are saved in the tfjs layout.
   for (const node of ['mtm', 'temporal']) assert.ok(existsSync(join(out, 'artifacts', node, 'best', 'model.json')), `${node} model saved`);
 });
