@@ -16,7 +16,6 @@
 // two models' numbers flips the sentence. The backend is the tensor backend of this process
 // (backend selection is process-wide).
 import { readdir, stat } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
@@ -26,7 +25,7 @@ import { compare, comparisonSentence, namedFirst, summarise, TASKS, type ReportS
 import { EVAL_DETAIL_SUFFIX, readEvalDetail, type EvalDetail } from '../core/report/detail.ts';
 import { bpsSummaryPlot, perNeuronBpsPlot, rasterPlot, trainingLossPlot, plotWriter, reportDir, type NeuronBps, type RasterPanel } from '../core/report/plots.ts';
 import { reportMarkdown } from '../core/report/markdown.ts';
-import { recipeMarkdown, recipesFromResolvedGraph, trainingBudgets } from '../core/report/recipe.ts';
+import { recipeSection } from '../core/report/recipe.ts';
 import * as tf from '../core/tensor/tf.ts';
 import { collectNow } from '../core/runtime/collect.ts';
 
@@ -172,14 +171,6 @@ export function reportJson(s: ReportSummary, extra: { title: string; backend: st
     plots: extra.plots,
     notes: extra.notes,
   };
-}
-
-/** report.md's recipe and budget section, from the run's resolved graph (none when it is missing). */
-function recipeSection(runRoot: string, metrics: Metrics[]): string {
-  const file = join(runRoot, 'graph.resolved.yaml');
-  if (!existsSync(file)) return '';
-  const lines = recipeMarkdown(recipesFromResolvedGraph(readFileSync(file, 'utf8')), trainingBudgets(metrics));
-  return lines.length ? '\n' + lines.join('\n') : '';
 }
 
 async function writeReport(p: ReportParams, ctx: StageContext, metrics: Metrics[], artifacts: Artifact[]): Promise<ReportRef> {

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import type { Metrics } from '../core/payloads.ts';
 import { writeFileAtomic } from '../core/io/atomic.ts';
+import { recipeSection } from '../core/report/recipe.ts';
 import { collectNow } from '../core/runtime/collect.ts';
 import { plotWriter, reportDir } from '../core/report/plots.ts';
 import { buildSweep, DEFAULT_SWEEP_METRICS, DEFAULT_SWEEP_PATTERN, metricTitle, sweepLeads, sweepMarkdown, sweepMetricPlot, sweepPanelsPlot, sweepPattern, sweepSentence } from '../core/report/sweep.ts';
@@ -46,7 +47,7 @@ async function writeSweep(p: SweepReportParams, ctx: StageContext, items: Metric
   const jsonPath = join(dir, 'sweep.json');
   await writeFileAtomic(jsonPath, JSON.stringify(json, null, 2) + '\n');
   const mdPath = join(dir, 'sweep.md');
-  await writeFileAtomic(mdPath, sweepMarkdown(d, { title: p.title, plots, notes }));
+  await writeFileAtomic(mdPath, sweepMarkdown(d, { title: p.title, plots, notes }) + recipeSection(ctx.run.root, items));
   files.unshift(jsonPath, mdPath);
   ctx.run.announce?.(ctx.nodeId, 'sweep', mdPath);
   ctx.logger.info({ dir, series: d.series, xs: d.xs, sessions: d.sessions.length, metrics: d.metrics.length, unmatched: d.unmatched }, 'sweep written');

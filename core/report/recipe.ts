@@ -10,6 +10,8 @@
 //   defaults are applied later, inside the model): the saved model's metadata has the full config.
 // - Steps and seconds come from the training metrics when the report received them; a model
 //   resumed from a checkpoint counts the seconds of this run only.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 
 export interface TrainingRecipe {
@@ -109,4 +111,12 @@ export function recipeMarkdown(s: RecipeSummary, budgets: Map<string, { epochs: 
   }
   lines.push('', `Graph seed: ${s.seed} (rerun with \`--seed\` for another draw of data split, masks, initial weights and dropout).`, '');
   return lines;
+}
+
+/** The section for a run directory, from its graph.resolved.yaml ('' when there is none), with a leading blank line. */
+export function recipeSection(runRoot: string, metrics: readonly { label?: string; values?: Record<string, number> }[]): string {
+  const file = join(runRoot, 'graph.resolved.yaml');
+  if (!existsSync(file)) return '';
+  const lines = recipeMarkdown(recipesFromResolvedGraph(readFileSync(file, 'utf8')), trainingBudgets(metrics));
+  return lines.length ? '\n' + lines.join('\n') : '';
 }
