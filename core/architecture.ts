@@ -12,6 +12,32 @@ export interface SessionSpec {
   nBins: number;
   /** Region label per neuron, for architectures that use regions. */
   regions?: string[];
+  /**
+   * Mean spike count per bin of each neuron over the session's training trials (see
+   * trainingMeanCounts). Architectures initialise their per-neuron readout from it: NDT1 sets
+   * each neuron's readout bias to its log, so training starts from every neuron's own mean rate.
+   * Optional: without it the readout keeps its default init.
+   */
+  meanCounts?: number[];
+}
+
+/**
+ * Each neuron's mean count per bin over the given trials (rows of row-major [trial][bin][neuron]
+ * counts), for SessionSpec.meanCounts. A neuron with no spike in them gets half a spike over all
+ * their bins instead of 0: its log must be finite, and half a spike is below anything those
+ * trials could have shown. Empty `rows` gives undefined (nothing to initialise from).
+ */
+export function trainingMeanCounts(counts: ArrayLike<number>, nBins: number, nNeurons: number, rows: ArrayLike<number>): number[] | undefined {
+  if (!rows.length) return undefined;
+  const sums = new Float64Array(nNeurons);
+  const TN = nBins * nNeurons;
+  for (let i = 0; i < rows.length; i++) {
+    const off = rows[i] * TN;
+    if (!(Number.isInteger(rows[i]) && rows[i] >= 0 && off + TN <= counts.length)) throw new Error(`trainingMeanCounts: trial row ${rows[i]} is outside the counts (${counts.length / TN} trials)`);
+    for (let e = 0; e < TN; e++) sums[e % nNeurons] += counts[off + e];
+  }
+  const bins = rows.length * nBins;
+  return Array.from(sums, (x) => Math.max(x, 0.5) / bins);
 }
 
 /** One batch, as tensors, from one session (batches never mix sessions). */

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
-import type { ArchitectureModel, ModelInput } from '../../core/architecture.ts';
+import { trainingMeanCounts, type ArchitectureModel, type ModelInput } from '../../core/architecture.ts';
 import type { z } from 'zod';
 import { loadPlugin } from '../../core/di/bootstrap.ts';
 import { unwrapSchema } from '../../core/registry.ts';
@@ -238,6 +238,64 @@ test('weights load by name into a fresh model (and into one with an extra sessio
   assert.throws(() => bigger.loadWeights(a.weights()), /'position' has shape \[12,16\], the model expects \[12,32\]/);
   for (const m of [a, b, c, bigger]) m.dispose();
   x.dispose();
+});
+
+test('readout init: meanCounts puts each neuron at its own mean rate, at build and when a session is added', () => {
+  // Neuron 0 is a 0.25 Hz unit at 20 ms bins (0.005 counts/bin); the others fire 0.1-1.6 counts/bin.
+  const means = Array.from({ length: N }, (_, n) => (n === 0 ? 0.005 : 0.1 * 2 ** (n % 5)));
+  const x = tf.tensor3d(Float32Array.from(simulated(5)), [B, T, N]);
+  const meanRates = (m: ArchitectureModel, sessionId: string) => {
+    const y = predict(m, { sessionId, input: x, mode: 'neuron', causal: false });
+    return Array.from({ length: N }, (_, n) => {
+      let s = 0;
+      for (let i = n; i < y.length; i += N) s += Math.exp(y[i]);
+      return s / (B * T);
+    });
+  };
+  const plain = build();
+  const seeded = build({}, [{ sessionId: 's1', nNeurons: N, nBins: T, meanCounts: means }]);
+  const bias = Array.from(seeded.weights()['sessions.s1.readout.bias'].dataSync());
+  bias.forEach((b, n) => assert.ok(Math.abs(b - Math.log(means[n])) < 1e-6, `bias ${n}: ${b} vs log ${means[n]}`));
+  // Every other weight is the default init: the same seed gives the same weights.
+  for (const [name, w] of Object.entries(plain.weights())) {
+    if (name !== 'sessions.s1.readout.bias') assert.equal(Array.from(w.dataSync()), Array.from(seeded.weights()[name].dataSync()), name);
+  }
+  const withInit = meanRates(seeded, 's1');
+  const without = meanRates(plain, 's1');
+  for (let n = 0; n < N; n++) {
+    const ratio = withInit[n] / means[n];
+    assert.ok(ratio > 1 / 3 && ratio < 3, `neuron ${n}: predicted ${withInit[n]} for a mean of ${means[n]}`);
+  }
+  assert.ok(without[0] / means[0] > 30, `without the init the sparse unit is predicted at ${without[0]} counts/bin`);
+  assert.equal(seeded.sessions(), [{ sessionId: 's1', nNeurons: N, nBins: T }], 'the means seed the bias; the model keeps only the layout');
+
+  // Fine-tuning: a session added to a (pretrained) model gets its own bias; the others keep theirs.
+  const before = Array.from(plain.weights()['sessions.s1.readout.bias'].dataSync());
+  const n0 = tf.memory().numTensors;
+  plain.addSession({ sessionId: 'new', nNeurons: N, nBins: T, meanCounts: means });
+  assert.is(tf.memory().numTensors, n0 + 6, 'only the new stitcher\'s six variables are created');
+  assert.equal(Array.from(plain.weights()['sessions.s1.readout.bias'].dataSync()), before);
+  const added = meanRates(plain, 'new');
+  for (let n = 0; n < N; n++) assert.ok(added[n] / means[n] > 1 / 3 && added[n] / means[n] < 3, `added session, neuron ${n}: ${added[n]} vs ${means[n]}`);
+
+  // Bad means are refused before anything is created.
+  const n1 = tf.memory().numTensors;
+  assert.throws(() => plain.addSession({ sessionId: 'bad', nNeurons: N, nBins: T, meanCounts: means.slice(1) }), /meanCounts has 8 values for 9 neurons/);
+  assert.throws(() => plain.addSession({ sessionId: 'bad', nNeurons: N, nBins: T, meanCounts: means.map((m, n) => (n === 3 ? 0 : m)) }), /meanCounts\[3\] is 0/);
+  assert.is(tf.memory().numTensors, n1);
+  assert.not.ok(plain.hasSession('bad'));
+  x.dispose();
+  plain.dispose();
+  seeded.dispose();
+});
+
+test('trainingMeanCounts: mean count per bin over the given trials; a silent neuron gets half a spike', () => {
+  // 3 trials x 2 bins x 2 neurons; neuron 1 never fires in trials 0 and 2.
+  const counts = [1, 0, 3, 0, /* trial 1 */ 9, 9, 9, 9, /* trial 2 */ 0, 0, 2, 0];
+  assert.equal(trainingMeanCounts(counts, 2, 2, [0, 2]), [6 / 4, 0.5 / 4]);
+  assert.equal(trainingMeanCounts(counts, 2, 2, [1]), [9, 9]);
+  assert.is(trainingMeanCounts(counts, 2, 2, []), undefined);
+  assert.throws(() => trainingMeanCounts(counts, 2, 2, [3]), /trial row 3 is outside the counts \(3 trials\)/);
 });
 
 test('bad config is refused naming the field', () => {

@@ -1,5 +1,15 @@
 // NDT1 (SPEC.md §4): one token per time bin, per-session stitchers keyed by session id, learned
 // position, prompt and session tokens, and a pre-LayerNorm transformer encoder.
+//
+// Readout init, decided here: when a session arrives with its neurons' mean training counts
+// (SessionSpec.meanCounts), each neuron's readout bias starts at the log of its mean count per
+// bin, so every neuron starts at its own mean rate and the weights only have to learn the
+// modulation around it. Without that, every neuron starts near one count per bin (50 Hz at
+// 20 ms); a 0.1 Hz unit sits 6 log units lower, which a bias moving by about the learning rate
+// per step does not reach in a short run, so the readout weights carry the offset instead and
+// blow up on inputs unlike the training ones (tens of counts per bin predicted for such units).
+// The same holds for a session added to a pretrained model for fine-tuning. The weights keep
+// their default init; without meanCounts the bias does too.
 import { z } from 'zod';
 import type { ArchitectureModel, BuildOptions, ForwardOptions, LeaveOneOutInput, ModelInput, SessionSpec } from '../../core/architecture.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
@@ -79,16 +89,25 @@ export class Ndt1Model implements ArchitectureModel {
     if (spec.nBins > this.config.maxBins) {
       throw new Error(`ndt1: session ${spec.sessionId} has ${spec.nBins} bins, more than the position embedding's maxBins ${this.config.maxBins}`);
     }
+    const logMeans = spec.meanCounts && logMeanCounts(spec);
     const c = this.config;
     const key = sessionKey(spec.sessionId);
     const hidden = c.embedHiddenFactor * spec.nNeurons;
-    this.stitchers.set(spec.sessionId, {
-      spec: { ...spec },
+    const kept: SessionSpec = { ...spec };
+    delete kept.meanCounts; // the means only seed the bias; the model keeps the layout
+    const st: Stitcher = {
+      spec: kept,
       in1: new Linear(this.store, `${key}.in1`, spec.nNeurons, hidden),
       in2: new Linear(this.store, `${key}.in2`, hidden, c.dModel),
       readout: new Linear(this.store, `${key}.readout`, c.dModel, spec.nNeurons),
       token: c.sessionTokens ? this.store.add(`${key}.token`, [1, c.dModel], { kind: 'normal', std: 0.02 }) : undefined,
-    });
+    };
+    if (logMeans) {
+      const b = tf.tensor1d(logMeans, 'float32');
+      st.readout.bias!.assign(b);
+      b.dispose();
+    }
+    this.stitchers.set(spec.sessionId, st);
   }
 
   private stitcher(sessionId: string): Stitcher {
@@ -201,6 +220,16 @@ export class Ndt1Model implements ArchitectureModel {
     this.store.dispose();
     this.stitchers.clear();
   }
+}
+
+/** log of each neuron's mean training count, checked: one positive finite value per neuron. */
+export function logMeanCounts(spec: SessionSpec): Float32Array {
+  const m = spec.meanCounts!;
+  if (m.length !== spec.nNeurons) throw new Error(`session ${spec.sessionId}: meanCounts has ${m.length} values for ${spec.nNeurons} neurons`);
+  return Float32Array.from(m, (x, n) => {
+    if (!(Number.isFinite(x) && x > 0)) throw new Error(`session ${spec.sessionId}: meanCounts[${n}] is ${x}; every mean count must be positive and finite (trainingMeanCounts floors silent neurons)`);
+    return Math.log(x);
+  });
 }
 
 /** Runs of adjacent copies of one base: copies start..start+count-1 all copy `base`. */

@@ -394,6 +394,31 @@ test('a batch whose attention cannot fit the wasm heap is refused with the way o
   ok.dispose();
 });
 
+test('readout init: the shared bias starts at the log of the pooled mean training count; later sessions leave it alone', () => {
+  const a = Array.from({ length: N }, (_, n) => 0.01 * (n + 1)); // mean 0.05
+  const b = [0.2, 0.3, 0.1, 0.2]; // with a: 13 neurons, sum 0.45 + 0.8 = 1.25
+  const seeded = build({}, [{ sessionId: 's1', nNeurons: N, nBins: T, meanCounts: a }, { sessionId: 's2', nNeurons: 4, nBins: T, meanCounts: b }]);
+  const plain = build({}, [{ sessionId: 's1', nNeurons: N, nBins: T }, { sessionId: 's2', nNeurons: 4, nBins: T }]);
+  const bias = Array.from(seeded.weights()['readout.bias'].dataSync());
+  assert.is(bias.length, P);
+  for (const v of bias) assert.ok(Math.abs(v - Math.log(1.25 / 13)) < 1e-6, `bias ${v}`);
+  for (const [name, w] of Object.entries(plain.weights())) {
+    if (name !== 'readout.bias') assert.equal(Array.from(w.dataSync()), Array.from(seeded.weights()[name].dataSync()), name);
+  }
+  // The predicted rates sit around the pooled mean, not around one count per bin.
+  const x = counts3d(simulated(2));
+  const y = predict(seeded, { sessionId: 's1', input: x, mode: 'neuron', causal: false });
+  const meanRate = y.reduce((s, v) => s + Math.exp(v), 0) / y.length;
+  assert.ok(meanRate > 1.25 / 13 / 3 && meanRate < (3 * 1.25) / 13, `mean predicted rate ${meanRate}`);
+  assert.equal(seeded.sessions().map((s) => Object.keys(s).sort()), [['nBins', 'nNeurons', 'sessionId'], ['nBins', 'nNeurons', 'sessionId']]);
+  seeded.addSession({ sessionId: 'later', nNeurons: 3, nBins: T, meanCounts: [5, 5, 5] });
+  assert.equal(Array.from(seeded.weights()['readout.bias'].dataSync()), bias, 'a session added later meets a readout that is already trained');
+  assert.throws(() => build({}, [{ sessionId: 's1', nNeurons: N, nBins: T, meanCounts: a.map(() => Number.NaN) }]), /meanCounts\[0\] is NaN/);
+  x.dispose();
+  seeded.dispose();
+  plain.dispose();
+});
+
 test('bad config is refused naming the field; every field has a default and a description', () => {
   const sessions = [{ sessionId: 's', nNeurons: 2, nBins: 2 }];
   assert.throws(() => ndt2Architecture.build({ dModel: 10, heads: 4 }, { sessions, seed: 1 }), /dModel 10 is not divisible by heads 4/);

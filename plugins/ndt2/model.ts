@@ -13,6 +13,11 @@
 // - Per-session weights, keyed by session id: the session token, and optionally a per-session
 //   input projection Linear(N_s -> nP * P) in front of the patching (`sessionInput`). The patch
 //   MLP, embeddings, encoder and readout are shared by all sessions.
+// - Readout init: the readout is shared by every session and every slot of a patch, so it cannot
+//   hold each neuron's own rate. When the sessions the model is built for carry their neurons'
+//   mean training counts (SessionSpec.meanCounts), its bias starts at the log of their mean over
+//   all those neurons (the best single Poisson rate for all of them) instead of near one count
+//   per bin. Sessions added later (fine-tuning) meet an already trained readout: it is left as is.
 import { z } from 'zod';
 import type { ArchitectureModel, BuildOptions, ForwardOptions, ModelInput, SessionSpec } from '../../core/architecture.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
@@ -103,6 +108,25 @@ export function patchAttentionBias(opts: { batch: number; prefix: number; bins: 
   return tf.tensor4d(bias, [nb, 1, s, s]);
 }
 
+/**
+ * Mean of every neuron's mean training count over the sessions that carry them (each neuron
+ * weighs the same); undefined when none does. Refuses a count that is not positive and finite.
+ */
+export function pooledMeanCount(sessions: readonly SessionSpec[]): number | undefined {
+  let sum = 0;
+  let n = 0;
+  for (const s of sessions) {
+    if (!s.meanCounts) continue;
+    if (s.meanCounts.length !== s.nNeurons) throw new Error(`session ${s.sessionId}: meanCounts has ${s.meanCounts.length} values for ${s.nNeurons} neurons`);
+    s.meanCounts.forEach((x, i) => {
+      if (!(Number.isFinite(x) && x > 0)) throw new Error(`session ${s.sessionId}: meanCounts[${i}] is ${x}; every mean count must be positive and finite (trainingMeanCounts floors silent neurons)`);
+      sum += x;
+      n++;
+    });
+  }
+  return n ? sum / n : undefined;
+}
+
 interface SessionWeights {
   spec: SessionSpec;
   patches: number;
@@ -134,6 +158,7 @@ export class Ndt2Model implements ArchitectureModel {
     const c = this.config;
     if (c.dModel % c.heads !== 0) throw new Error(`ndt2 config: dModel ${c.dModel} is not divisible by heads ${c.heads}`);
     this.spacePatches = patchCount(maxNeurons, c.patchSize);
+    const pooled = pooledMeanCount(opts.sessions); // checked before any weight exists
     const rng = createRng(opts.seed);
     this.store = new ParamStore(rng.fork('weights'));
     this.dropoutRng = rng.fork('dropout');
@@ -149,6 +174,11 @@ export class Ndt2Model implements ArchitectureModel {
     this.finalNorm = new LayerNorm(this.store, 'finalNorm', c.dModel);
     this.readout = new Linear(this.store, 'readout', c.dModel, p);
     for (const s of opts.sessions) this.addSession(s);
+    if (pooled !== undefined) {
+      const b = tf.fill([p], Math.log(pooled), 'float32');
+      this.readout.bias!.assign(b);
+      b.dispose();
+    }
   }
 
   sessions(): SessionSpec[] {
@@ -176,8 +206,10 @@ export class Ndt2Model implements ArchitectureModel {
       throw new Error(`ndt2: session ${spec.sessionId} has ${spec.nNeurons} neurons (${patches} patches of ${c.patchSize}), more than the space embedding's ${this.spacePatches} patches (maxNeurons ${c.maxNeurons})`);
     }
     const key = sessionKey(spec.sessionId);
+    const kept: SessionSpec = { ...spec };
+    delete kept.meanCounts; // used once, to seed the readout bias at build time
     this.perSession.set(spec.sessionId, {
-      spec: { ...spec },
+      spec: kept,
       patches,
       input: c.sessionInput ? new Linear(this.store, `${key}.input`, spec.nNeurons, patches * c.patchSize) : undefined,
       token: c.sessionTokens ? this.store.add(`${key}.token`, [1, c.dModel], { kind: 'normal', std: 0.02 }) : undefined,
