@@ -10,6 +10,8 @@ import { Linear } from './linear.ts';
 import { poissonNll } from './loss.ts';
 import { ParamStore } from './params.ts';
 import * as tf from './tf.ts';
+import { restoreFusedKernels, setFusedKernels } from './kernels/layer.ts';
+import { loadNative } from './kernels/native.ts';
 
 const B = 2;
 const T = 5;
@@ -59,11 +61,45 @@ function lossAndGrads() {
     });
 }
 
-test('every kernel of a forward + backward pass is registered on wasm and cpu, and both agree', async () => {
+/** lossAndGrads with the fused kernels (core/tensor/kernels/layer.ts) on or off. */
+async function lossAndGradsWith(fused: boolean) {
+  const prev = setFusedKernels(fused);
+  try {
+    return await lossAndGrads();
+  } finally {
+    restoreFusedKernels(prev);
+  }
+}
+
+test('fused kernels on: cpu and wasm agree with each other and with the op-by-op path', async () => {
+  if (!loadNative().native) return; // MTM_NATIVE_KERNELS=off: nothing fused to compare
   await initBackend({ force: 'cpu' });
-  const cpu = await lossAndGrads();
+  const cpu = await lossAndGradsWith(true);
   await initBackend({ force: 'wasm' });
-  const wasm = await lossAndGrads();
+  const wasm = await lossAndGradsWith(true);
+  const plain = await lossAndGradsWith(false);
+  assert.ok(wasm.kernels.includes('MtmLinear') && wasm.kernels.includes('MtmAleaDropout'), `fused kernels not used: ${wasm.kernels.join(', ')}`);
+  for (const other of [cpu, plain]) {
+    assert.ok(Math.abs(other.loss - wasm.loss) < 1e-4 * Math.abs(wasm.loss), `loss ${other.loss} vs ${wasm.loss}`);
+    for (const [name, g] of Object.entries(wasm.grads)) {
+      const o = other.grads[name];
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < g.length; i++) {
+        diff = Math.max(diff, Math.abs(g[i] - o[i]));
+        scale = Math.max(scale, Math.abs(g[i]));
+      }
+      assert.ok(diff <= 1e-3 * scale + 1e-7, `${name}: gradients differ by ${diff} (scale ${scale})`);
+    }
+  }
+});
+
+test('every kernel of a forward + backward pass is registered on wasm and cpu, and both agree', async () => {
+  // The op-by-op path (fused kernels off): every tf op the layers fall back to must exist on both.
+  await initBackend({ force: 'cpu' });
+  const cpu = await lossAndGradsWith(false);
+  await initBackend({ force: 'wasm' });
+  const wasm = await lossAndGradsWith(false);
   assert.ok(cpu.kernels.length > 20, `only ${cpu.kernels.length} kernels seen`);
   for (const k of ['BatchMatMul', 'Softmax', 'Erf', 'Transpose', 'Slice', 'Concat', 'Tile', 'SplitV', 'Exp', 'Rsqrt', 'PadV2']) {
     assert.ok(cpu.kernels.includes(k), `${k} not exercised`);

@@ -1,6 +1,8 @@
 // Transformer building blocks with weights we own (SPEC.md §4): LayerNorm, GELU MLP, multi-head
 // self-attention with causal and key-padding masks, and the pre-LayerNorm encoder layer.
 import type { Rng } from '../rng.ts';
+import { gelu as fusedGelu, layerNorm as fusedLayerNorm } from './kernels/fused.ts';
+import { fusedDropoutAvailable, fusedEncoderLayer, fusedLayerAvailable, seededDropout } from './kernels/layer.ts';
 import { Linear } from './linear.ts';
 import { ones, zeros, type ParamStore } from './params.ts';
 import * as tf from './tf.ts';
@@ -13,14 +15,19 @@ export interface ForwardContext {
   rng: Rng;
 }
 
-/** Seeded dropout; identity outside training or at rate 0. */
+/**
+ * Seeded dropout; identity outside training or at rate 0. With the native kernels one kernel
+ * (core/tensor/kernels/layer.ts seededDropout) drops exactly the units tf.dropout would.
+ */
 export function dropout(x: tf.Tensor, rate: number, ctx: ForwardContext): tf.Tensor {
   if (!ctx.training || rate <= 0) return x;
-  return tf.dropout(x, rate, undefined, ctx.rng.int(2 ** 31));
+  const seed = ctx.rng.int(2 ** 31);
+  return fusedDropoutAvailable() ? seededDropout(x, rate, seed) : tf.dropout(x, rate, undefined, seed);
 }
 
-/** Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), as PyTorch's default. */
+/** Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), as PyTorch's default (one native kernel each way when available). */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (fusedLayerAvailable()) return fusedGelu(x);
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 
@@ -39,6 +46,7 @@ export class LayerNorm {
   }
 
   apply(x: tf.Tensor): tf.Tensor {
+    if (fusedLayerAvailable()) return fusedLayerNorm(x, this.gamma, this.beta, this.eps);
     const mean = tf.mean(x, -1, true);
     const centred = tf.sub(x, mean);
     const variance = tf.mean(tf.square(centred), -1, true);
@@ -137,6 +145,17 @@ export class EncoderLayer {
 
   apply(x: tf.Tensor3D, bias: tf.Tensor4D | null, ctx: ForwardContext): tf.Tensor3D {
     const p = this.cfg.dropout;
+    // One native kernel each way for the whole layer (attention dropout excepted): the same
+    // dropout draws, in the same order, as the op-by-op path below.
+    if (fusedLayerAvailable() && x.dtype === 'float32' && !(ctx.training && this.cfg.attentionDropout > 0) && this.ln1.eps === this.ln2.eps) {
+      const drop = ctx.training && p > 0;
+      const seeds: [number, number, number] | null = drop ? [ctx.rng.int(2 ** 31), ctx.rng.int(2 ** 31), ctx.rng.int(2 ** 31)] : null;
+      const w = {
+        ln1Gamma: this.ln1.gamma, ln1Beta: this.ln1.beta, qkvW: this.attn.qkv.weight, qkvB: this.attn.qkv.bias!, outW: this.attn.out.weight, outB: this.attn.out.bias!,
+        ln2Gamma: this.ln2.gamma, ln2Beta: this.ln2.beta, fc1W: this.fc1.weight, fc1B: this.fc1.bias!, fc2W: this.fc2.weight, fc2B: this.fc2.bias!,
+      };
+      return fusedEncoderLayer(x, w, bias, { heads: this.cfg.heads, eps: this.ln1.eps, rate: p, seeds });
+    }
     const a = this.attn.apply(this.ln1.apply(x) as tf.Tensor3D, bias, ctx);
     const x1 = tf.add(x, dropout(a, p, ctx));
     const m = this.fc2.apply(dropout(gelu(this.fc1.apply(this.ln2.apply(x1))), p, ctx));

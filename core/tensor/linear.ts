@@ -1,5 +1,6 @@
 // Linear layers whose every matrix product is a plain 2-D one (PERF-NOTES.md: the wasm backend
 // sends only untransposed 2-D products to XNNPACK; tf.matMul's own gradient uses transposed ones).
+import { fusedLinear2d, fusedLinearAvailable } from './kernels/layer.ts';
 import type { ParamStore } from './params.ts';
 import * as tf from './tf.ts';
 
@@ -33,6 +34,8 @@ const linearNoBias = tf.customGrad((...args: Arg[]) => {
 
 /** `x . w (+ b)` for x [rows, in], w [in, out], b [out], with the fast backward pass. */
 export function linear2d(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  // Native: one kernel forward (product + bias), one backward (dx, dw, db).
+  if (fusedLinearAvailable() && x.dtype === 'float32') return fusedLinear2d(x, w, b);
   return (b ? linearWithBias(x, w, b) : linearNoBias(x, w)) as tf.Tensor2D;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <dlfcn.h>
 #include <time.h>
 #include <mutex>
@@ -24,9 +25,20 @@
 #define MTM_PAUSE() ((void)0)
 #endif
 
-// ---- GEMM implementations, one per instruction set ----
+// ---- GEMM implementations, one per instruction set, chosen at run time ----
+// AVX-512 (16-float vectors: the GEMM and the FMA peak loop), AVX2+FMA (8-float vectors: the
+// GEMM and every element-wise kernel), and a baseline build for any x86-64 (or other) CPU.
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
 #define MTM_HAVE_AVX2_BUILD 1
+#define MTM_HAVE_AVX512_BUILD 1
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+#define MTM_NS isa_avx512
+#define MTM_VW 16
+#include "gemm_impl.h"
+#undef MTM_VW
+#undef MTM_NS
+#pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define MTM_NS isa_avx2
@@ -198,19 +210,36 @@ struct State {
   Blas blas;
   bool use_blas = false;
   bool avx2 = false;
+  // AVX-512 GEMM; cpu_avx512 says whether the CPU has it (MTM_NATIVE_ISA=avx2 or configure can turn it off).
+  bool avx512 = false;
+  bool cpu_avx512 = false;
+  bool cpu_avx2 = false;
   std::vector<std::vector<float>> work;  // per pool thread
 };
 
 State g;
 
-constexpr long kWorkFloats = (long)isa_base::KC * (isa_base::NC + isa_base::NR) + (long)isa_base::KC * isa_base::MC + 64;
+// The widest packed B panel is 32 columns (AVX-512's NR); the A block follows it.
+constexpr long kMaxNR = 32;
+constexpr long kWorkFloats = (long)isa_base::KC * (isa_base::NC + kMaxNR) + (long)isa_base::KC * isa_base::MC + 64;
 
 float* work_for(int thread) {
   auto& w = g.work[thread];
   if (w.empty()) w.resize(kWorkFloats);
-  // 32-byte alignment for the packed panels' vector loads.
+  // 64-byte alignment for the packed panels' vector loads.
   uintptr_t p = reinterpret_cast<uintptr_t>(w.data());
-  return reinterpret_cast<float*>((p + 31) & ~uintptr_t(31));
+  return reinterpret_cast<float*>((p + 63) & ~uintptr_t(63));
+}
+
+const char* isa_name() { return g.avx512 ? "avx512f" : g.avx2 ? "avx2+fma" : "baseline"; }
+
+// Picks the kernels' instruction set: the widest the CPU has, capped by `cap` ("avx512", "avx2",
+// "baseline"; MTM_NATIVE_ISA at start).
+void set_isa(const char* cap) {
+  const bool want512 = !cap || !*cap || std::strcmp(cap, "avx512") == 0;
+  const bool want2 = want512 || std::strcmp(cap, "avx2") == 0;
+  g.avx2 = g.cpu_avx2 && want2;
+  g.avx512 = g.cpu_avx512 && g.avx2 && want512;
 }
 
 // OpenBLAS is opened only when asked for (MTM_BLAS=openblas, or a library path): measured here,
@@ -263,8 +292,11 @@ void ensure_init() {
   if (g.pool) return;
 #ifdef MTM_HAVE_AVX2_BUILD
   __builtin_cpu_init();
-  g.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  g.cpu_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  g.cpu_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq");
 #endif
+  set_isa(std::getenv("MTM_NATIVE_ISA"));
   load_blas();
   g.use_blas = g.blas.sgemm != nullptr;
   const int n = default_threads();
@@ -274,6 +306,9 @@ void ensure_init() {
 
 void serial_gemm(int thread, int M, int N, int K, const float* A, long lda, bool tA, const float* B, long ldb, bool tB, float* C,
                  long ldc) {
+#ifdef MTM_HAVE_AVX512_BUILD
+  if (g.avx512) return isa_avx512::gemm_serial(M, N, K, A, lda, tA, B, ldb, tB, C, ldc, work_for(thread));
+#endif
 #ifdef MTM_HAVE_AVX2_BUILD
   if (g.avx2) return isa_avx2::gemm_serial(M, N, K, A, lda, tA, B, ldb, tB, C, ldc, work_for(thread));
 #endif
@@ -284,8 +319,11 @@ void parallel_gemm(int M, int N, int K, const float* A, long lda, bool tA, const
   const int n = g.pool->size();
   std::vector<float*> thread_a(n);
   // Each thread's A block (up to MC rows) sits after the shared B block in its work buffer.
-  for (int t = 0; t < n; t++) thread_a[t] = work_for(t) + (long)isa_base::KC * (isa_base::NC + isa_base::NR);
+  for (int t = 0; t < n; t++) thread_a[t] = work_for(t) + (long)isa_base::KC * (isa_base::NC + kMaxNR);
   float* shared_b = work_for(0);
+#ifdef MTM_HAVE_AVX512_BUILD
+  if (g.avx512) return isa_avx512::gemm_parallel(*g.pool, M, N, K, A, lda, tA, B, ldb, tB, C, ldc, shared_b, thread_a.data());
+#endif
 #ifdef MTM_HAVE_AVX2_BUILD
   if (g.avx2) return isa_avx2::gemm_parallel(*g.pool, M, N, K, A, lda, tA, B, ldb, tB, C, ldc, shared_b, thread_a.data());
 #endif
@@ -347,6 +385,40 @@ void run_gemm(const GemmArgs& a) {
   else
     for (int i = 0; i < a.batch; i++) one(i, 0);
 }
+
+// ---- peak FMA throughput: 12 independent multiply-add chains per thread, nothing else ----
+// 12 chains cover the FMA latency (4 cycles) on two FMA pipes; the result is summed so the loop
+// cannot be optimised away. flops = 2 * lanes * 12 per iteration.
+#ifdef MTM_HAVE_AVX512_BUILD
+__attribute__((target("avx512f"))) float fma_loop_512(long iters) {
+  __m512 a[12];
+  const __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+  for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+  for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+  }
+  __m512 s = a[0];
+  for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
+}
+#endif
+#ifdef MTM_HAVE_AVX2_BUILD
+__attribute__((target("avx2,fma"))) float fma_loop_256(long iters) {
+  __m256 a[12];
+  const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+  for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+  for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+  }
+  __m256 s = a[0];
+  for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
+  float l[8];
+  _mm256_storeu_ps(l, s);
+  return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+#endif
 
 // ---- N-API glue ----
 #define CHECK(call)                                                  \
@@ -973,6 +1045,8 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+#include "encoder_layer.h"
+
 napi_value set_string(napi_env env, napi_value obj, const char* key, const std::string& v) {
   napi_value s;
   napi_create_string_utf8(env, v.c_str(), v.size(), &s);
@@ -987,6 +1061,74 @@ napi_value set_number(napi_env env, napi_value obj, const char* key, double v) {
   return obj;
 }
 
+// peak(bits, ms, threads): fp32 multiply-add throughput of `bits`-wide FMA (512 or 256) on
+// `threads` threads of the pool (0: all) for about ms milliseconds each: {gflops, bits, threads,
+// seconds}; gflops 0 when the CPU or the build lacks that ISA.
+napi_value Peak(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ensure_init();
+  const int bits = argc > 0 ? (int)num(env, argv[0]) : 512;
+  const double ms = argc > 1 ? num(env, argv[1]) : 200;
+  int threads = argc > 2 ? (int)num(env, argv[2]) : 0;
+  if (threads <= 0 || threads > g.pool->size()) threads = g.pool->size();
+  float (*loop)(long) = nullptr;
+#ifdef MTM_HAVE_AVX512_BUILD
+  if (bits == 512 && g.cpu_avx512) loop = fma_loop_512;
+#endif
+#ifdef MTM_HAVE_AVX2_BUILD
+  if (bits == 256 && g.cpu_avx2) loop = fma_loop_256;
+#endif
+  napi_value obj;
+  CHECK(napi_create_object(env, &obj));
+  set_number(env, obj, "bits", bits);
+  set_number(env, obj, "threads", threads);
+  if (!loop) {
+    set_number(env, obj, "gflops", 0);
+    return obj;
+  }
+  const double lanes = bits / 32.0;
+  // Bursts of ~4 ms, all threads at once, for about `ms` in all; the best burst counts. Other
+  // processes sharing the cores preempt long runs, short bursts still find quiet slices.
+  long iters = 1 << 12;
+  volatile float sink = 0;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    sink = sink + loop(iters);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (secs > 0.004) break;
+    iters *= 2;
+  }
+  double best = 0, best_thread = 0, total = 0;
+  int bursts = 0;
+  std::vector<double> took(threads, 0);
+  while (total < ms / 1000.0 || bursts < 3) {
+    const auto t0 = std::chrono::steady_clock::now();
+    g.pool->run(threads, [&](int task, int) {
+      const auto a = std::chrono::steady_clock::now();
+      const float r = loop(iters);
+      took[task] = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+      if (r == 12345.f) sink = r;
+    });
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    total += wall;
+    bursts++;
+    const double rate = 2.0 * lanes * 12.0 * (double)iters * threads / wall / 1e9;
+    if (rate > best) best = rate;
+    for (double t : took) {
+      const double r1 = 2.0 * lanes * 12.0 * (double)iters / t / 1e9;
+      if (r1 > best_thread) best_thread = r1;
+    }
+  }
+  const double wall = total;
+  set_number(env, obj, "gflops", best);
+  set_number(env, obj, "perThreadGflops", best_thread);
+  set_number(env, obj, "bursts", bursts);
+  set_number(env, obj, "seconds", wall);
+  return obj;
+}
+
 // info(): what this build runs: {gemm: 'openblas'|'builtin', blasPath, blasConfig, blasThreads,
 // blasError, isa, threads}.
 napi_value Info(napi_env env, napi_callback_info) {
@@ -998,7 +1140,8 @@ napi_value Info(napi_env env, napi_callback_info) {
   set_string(env, obj, "blasConfig", g.blas.get_config ? std::string(g.blas.get_config()) : std::string());
   set_number(env, obj, "blasThreads", g.blas.threads);
   set_string(env, obj, "blasError", g.blas.error);
-  set_string(env, obj, "isa", g.avx2 ? "avx2+fma" : "baseline");
+  set_string(env, obj, "isa", isa_name());
+  set_string(env, obj, "cpuIsa", g.cpu_avx512 ? "avx512f" : g.cpu_avx2 ? "avx2+fma" : "baseline");
   set_number(env, obj, "threads", g.pool->size());
   set_number(env, obj, "workerTasks", (double)g.pool->worker_tasks_.load());
   return obj;
@@ -1021,6 +1164,15 @@ napi_value Configure(napi_env env, napi_callback_info info) {
     napi_get_value_bool(env, v, &b);
     if (b && !g.blas.sgemm) load_blas(true);
     g.use_blas = b && g.blas.sgemm != nullptr;
+  }
+  napi_has_named_property(env, argv[0], "isa", &has);
+  if (has) {
+    napi_value v;
+    char buf[32] = {0};
+    size_t len = 0;
+    napi_get_named_property(env, argv[0], "isa", &v);
+    napi_get_value_string_utf8(env, v, buf, sizeof buf, &len);
+    set_isa(buf);
   }
   napi_has_named_property(env, argv[0], "threads", &has);
   if (has) {
@@ -1053,6 +1205,11 @@ NAPI_MODULE_INIT() {
       {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"layerNormGrad", nullptr, LayerNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"peak", nullptr, Peak, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"encoderLayer", nullptr, EncoderLayer, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"aleaDropout", nullptr, AleaDropout, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"linear", nullptr, LinearFwd, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"linearGrad", nullptr, LinearGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -8,6 +8,10 @@ import { concatKernel, sliceKernel, splitVKernel, tileKernel } from './copy.ts';
 import { DROPOUT_MASK_KERNEL, dropoutMaskKernel } from './dropout.ts';
 import { adamwKernel, ADAMW_KERNEL, GELU_GRAD_KERNEL, GELU_KERNEL, geluGradKernel, geluKernel, LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, layerNormGradKernel, layerNormKernel } from './fused.ts';
 import { ERF_GRAD_KERNEL, erfGradKernel, GRADIENTS, SOFTMAX_GRAD_KERNEL, softmaxGradKernel } from './gradients.ts';
+import {
+  ALEA_DROPOUT_KERNEL, aleaDropoutKernel, ENCODER_LAYER_GRAD_KERNEL, ENCODER_LAYER_KERNEL, encoderLayerGradKernel, encoderLayerKernel, LINEAR_GRAD_KERNEL,
+  LINEAR_KERNEL, linearGradKernel, linearKernel,
+} from './layer.ts';
 import type { BackendAccess } from './access.ts';
 import { loadNative, type NativeInfo, type NativeKernels } from './native.ts';
 
@@ -70,6 +74,11 @@ const OWN: Record<string, (native: NativeKernels, access: (backend: unknown) => 
   [LAYER_NORM_KERNEL]: layerNormKernel,
   [LAYER_NORM_GRAD_KERNEL]: layerNormGradKernel,
   [ADAMW_KERNEL]: adamwKernel,
+  [ENCODER_LAYER_KERNEL]: encoderLayerKernel,
+  [ENCODER_LAYER_GRAD_KERNEL]: encoderLayerGradKernel,
+  [ALEA_DROPOUT_KERNEL]: aleaDropoutKernel,
+  [LINEAR_KERNEL]: linearKernel,
+  [LINEAR_GRAD_KERNEL]: linearGradKernel,
 };
 
 /** Kernels of our own (no built-in), keyed backend/kernel. */

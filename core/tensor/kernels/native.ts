@@ -14,8 +14,10 @@ export interface NativeInfo {
   blasThreads: number;
   /** Why OpenBLAS is not used ('' when it is available). */
   blasError: string;
-  /** Instruction set of the built-in kernels: 'avx2+fma' or 'baseline'. */
+  /** Instruction set of the built-in GEMM: 'avx512f', 'avx2+fma' or 'baseline' (element-wise kernels: AVX2 when the CPU has it). */
   isa: string;
+  /** The widest instruction set the CPU has (isa can be capped below it by MTM_NATIVE_ISA or configure). */
+  cpuIsa?: string;
   /** Threads of the addon's pool (the calling thread included). */
   threads: number;
   /** Tasks the pool's worker threads have run so far (0 when nothing ran in parallel). */
@@ -77,9 +79,30 @@ export interface NativeKernels {
   info(): NativeInfo;
   /**
    * Switch between OpenBLAS (opened on first request; stays built-in when none is installed) and
-   * the built-in GEMM, or resize the thread pool; returns the new info.
+   * the built-in GEMM, cap the instruction set ('avx512' = the widest, 'avx2', 'baseline'), or
+   * resize the thread pool; returns the new info.
    */
-  configure(opts: { blas?: boolean; threads?: number }): NativeInfo;
+  configure(opts: { blas?: boolean; threads?: number; isa?: 'avx512' | 'avx2' | 'baseline' }): NativeInfo;
+  /**
+   * fp32 FMA throughput of `bits`-wide vectors (512: AVX-512, 256: AVX2) on `threads` pool
+   * threads (0: all), best ~4 ms burst over about `ms`; gflops 0 when the CPU lacks the ISA.
+   */
+  peak(bits: 512 | 256, ms: number, threads?: number): { gflops: number; perThreadGflops?: number; bits: number; threads: number; bursts?: number; seconds?: number };
+  /**
+   * A whole encoder layer (core/tensor/kernels/layer.ts): mode 0 forward, 1 backward, on the
+   * operands bufs[i] at byte offsets offs[i] in native/src/encoder_layer.h's order; dims =
+   * [B, S, D, heads, F, nb, dropout, keep, eps, then 3 x (c, s0, s1, s2) dropout generator states].
+   */
+  encoderLayer(mode: 0 | 1, bufs: NativeBuffer[], offs: Float64Array, dims: Float64Array): void;
+  /** y = x times tf.dropout's mask for generator state (c, s0, s1, s2) and keep probability; the mask too. */
+  aleaDropout(x: NativeBuffer, xOff: number, y: NativeBuffer, yOff: number, mask: NativeBuffer, maskOff: number, n: number, c: number, s0: number, s1: number, s2: number, keep: number): void;
+  /** y = x w (+ b) for x [rows, in], w [in, out]. */
+  linear(x: NativeBuffer, xOff: number, w: NativeBuffer, wOff: number, b: NativeBuffer, bOff: number, y: NativeBuffer, yOff: number, rows: number, inDim: number, outDim: number, hasBias: boolean): void;
+  /** dx = dy w^T, dw = x^T dy, db = column sums of dy (when hasBias). */
+  linearGrad(
+    dy: NativeBuffer, dyOff: number, x: NativeBuffer, xOff: number, w: NativeBuffer, wOff: number, dx: NativeBuffer, dxOff: number,
+    dw: NativeBuffer, dwOff: number, db: NativeBuffer, dbOff: number, rows: number, inDim: number, outDim: number, hasBias: boolean,
+  ): void;
 }
 
 /** Operation codes of unary() and binary(), in the addon's order (native/src/elementwise_impl.h). */
