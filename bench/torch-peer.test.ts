@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tempDir } from '../core/testing.ts';
-import { BENCH_SIZES, DEFAULT_TORCH_CONFIG, machineInfo, parsePeerOutput, peerArgs, peerEnv, runTorchPeer } from './torch-peer.ts';
+import { BENCH_SIZES, choosePython, DEFAULT_TORCH_CONFIG, machineInfo, parsePeerOutput, peerArgs, peerEnv, peerVariants, runTorchPeer, SYSTEM_PYTHON } from './torch-peer.ts';
 
 const quiet = () => {};
 
@@ -16,6 +16,7 @@ function fakePython(body: string): string {
 }
 
 test('peerArgs passes every size flag the script takes', () => {
+  assert.equal(Object.keys(BENCH_SIZES), ['quickstart', 'small', 'reference']);
   const args = peerArgs({ ...DEFAULT_TORCH_CONFIG, ...BENCH_SIZES.reference, steps: 3 });
   const flag = (name: string) => args[args.indexOf(name) + 1];
   assert.is(flag('--d'), '512');
@@ -80,6 +81,20 @@ test('without torch and with installing off, the error says what to install', as
     assert.match((e as Error).message, /cannot import torch/);
     assert.match((e as Error).message, /python3-torch/);
   }
+});
+
+test('choosePython prefers a venv python that imports torch, else Debian\'s; peerVariants tries 1 thread and every core', () => {
+  const venv = fakePython('exit 0');
+  assert.equal(choosePython(undefined, venv), { python: venv, source: 'bench/.venv' });
+  assert.equal(choosePython(undefined, join(tempDir(), 'missing', 'python')), { python: SYSTEM_PYTHON, source: 'debian' });
+  assert.equal(choosePython('/x/python'), { python: '/x/python', source: 'given' });
+  assert.equal(peerVariants('bench/.venv', 2, 2), [
+    { threads: 1, blasThreads: 1, attention: 'manual' }, { threads: 1, blasThreads: 1, attention: 'sdpa' },
+    { threads: 2, blasThreads: 2, attention: 'manual' }, { threads: 2, blasThreads: 2, attention: 'sdpa' },
+  ]);
+  // Debian's torch 1.13 + OpenBLAS: the BLAS gets the cores torch leaves; no sdpa before torch 2.
+  assert.equal(peerVariants('debian', 1, 2), [{ threads: 1, blasThreads: 2, attention: 'manual' }, { threads: 2, blasThreads: 1, attention: 'manual' }]);
+  assert.ok(peerArgs({ ...DEFAULT_TORCH_CONFIG, attention: 'sdpa' }).join(' ').endsWith('--attention sdpa'));
 });
 
 test('machineInfo describes this machine', () => {

@@ -1,13 +1,18 @@
-// Runs the PyTorch NDT1 peer (bench/torch_ndt1.py) for the training benchmark (issue 4): makes sure
-// Debian's python3-torch and OpenBLAS are installed, spawns the script with its thread settings,
-// and returns its JSON result. Run directly, it measures both benchmark sizes and prints them.
+// Runs the PyTorch NDT1 peer (bench/torch_ndt1.py) for the training benchmark: picks the
+// interpreter (bench/.venv's python, made by bench/setup-peer.sh with pip's torch, else Debian's
+// /usr/bin/python3 with python3-torch and OpenBLAS, installed with apt-get when missing), spawns
+// the script with its thread settings, and returns its JSON result. Run directly, it measures the
+// benchmark sizes and prints them.
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-/** Debian's interpreter: the python3 on PATH may be another one, without torch (PERF-NOTES.md). */
+/** Debian's interpreter: the python3 on PATH may be another one, without torch. */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
+/** The benchmarks' own virtual environment (bench/setup-peer.sh), preferred when it has torch. */
+export const VENV_PYTHON = join(import.meta.dirname, '.venv', 'bin', 'python');
 export const PEER_SCRIPT = join(import.meta.dirname, 'torch_ndt1.py');
 /** python3-torch alone links Debian's reference BLAS, ~15x slower: OpenBLAS must come with it. */
 export const PEER_PACKAGES = ['python3-torch', 'libopenblas0-pthread'];
@@ -22,12 +27,14 @@ export interface TorchConfig {
   batch: number;
   steps: number;
   warmup: number;
-  /** torch.set_num_threads; keep 1 when OpenBLAS gets the cores (2 + 2 is 2-3x slower). */
+  /** torch.set_num_threads; with Debian's torch keep 1 when OpenBLAS gets the cores (2 + 2 is 2-3x slower). */
   threads: number;
   /** OPENBLAS_NUM_THREADS for the child. */
   blasThreads: number;
   seed: number;
   dropout: number;
+  /** 'manual' (the same op sequence as mtm-flow's plain path) or 'sdpa' (F.scaled_dot_product_attention, torch >= 2). */
+  attention?: 'manual' | 'sdpa';
 }
 
 export interface PeerOptions {
@@ -46,6 +53,10 @@ export interface TorchResult {
   msPerStep: number;
   params: number;
   torchVersion: string;
+  /** Interpreter that ran (sys.executable) and where it came from. */
+  python?: string;
+  pythonSource?: PythonSource;
+  parallel?: { cpuCapability: string | null; mkldnn: boolean; info: string[] };
   blas: { buildBlas: string | null; configLine: string; loadedLibraries: string[]; openblas: boolean };
   threads: { torch: number; interop: number; openblasEnv: string | null; ompEnv: string | null };
   config: Record<string, unknown>;
@@ -55,8 +66,10 @@ export interface TorchResult {
 }
 
 const SHARED = { neurons: 300, bins: 100, batch: 16, dropout: 0.1 };
-/** The two sizes of the model-path benchmark; the tfjs side uses the same. */
+/** The sizes of the model-path benchmark; the tfjs side uses the same. */
 export const BENCH_SIZES = {
+  /** graphs/quickstart.yaml's model and batch (NDT1 defaults: D 64, 2 layers, MLP 128, dropout 0.2), 100 neurons. */
+  quickstart: { d: 64, layers: 2, heads: 4, mlp: 128, neurons: 100, bins: 100, batch: 8, dropout: 0.2 },
   small: { d: 128, layers: 4, heads: 4, mlp: 512, ...SHARED },
   reference: { d: 512, layers: 5, heads: 8, mlp: 1024, ...SHARED },
 } as const;
@@ -80,7 +93,21 @@ export function peerArgs(cfg: TorchConfig): string[] {
   for (const [flag, v] of flags) {
     if (!Number.isFinite(v)) throw new Error(`torch peer: ${flag.slice(2)} must be a number, got ${v}`);
   }
-  return flags.flatMap(([flag, v]) => [flag, String(v)]);
+  const out = flags.flatMap(([flag, v]) => [flag, String(v)]);
+  if (cfg.attention && cfg.attention !== 'manual') out.push('--attention', cfg.attention);
+  return out;
+}
+
+export type PythonSource = 'bench/.venv' | 'debian' | 'given';
+
+/**
+ * The interpreter to run the peer with: `given` when set, else bench/.venv's python when it
+ * imports torch (bench/setup-peer.sh), else Debian's /usr/bin/python3 (python3-torch).
+ */
+export function choosePython(given?: string, venvPython = VENV_PYTHON): { python: string; source: PythonSource } {
+  if (given) return { python: given, source: 'given' };
+  if (existsSync(venvPython) && torchImports(venvPython)) return { python: venvPython, source: 'bench/.venv' };
+  return { python: SYSTEM_PYTHON, source: 'debian' };
 }
 
 /**
@@ -165,13 +192,103 @@ export function ensureTorch(opts: Pick<PeerOptions, 'python' | 'install' | 'log'
 /** Runs one peer measurement and returns its result. */
 export async function runTorchPeer(cfg: Partial<TorchConfig> = {}, opts: PeerOptions = {}): Promise<TorchResult> {
   const full: TorchConfig = { ...DEFAULT_TORCH_CONFIG, ...cfg };
-  const python = opts.python ?? SYSTEM_PYTHON;
+  const { python, source } = choosePython(opts.python);
   const log = opts.log ?? ((m: string) => console.error(m));
-  ensureTorch({ python, install: opts.install, log });
+  if (source !== 'bench/.venv') ensureTorch({ python, install: opts.install, log });
   const args = [opts.script ?? PEER_SCRIPT, ...peerArgs(full)];
-  log(`torch peer: OPENBLAS_NUM_THREADS=${full.blasThreads} ${python} ${args.join(' ')}`);
-  const result = await new Promise<TorchResult>((resolve, reject) => {
-    const child = spawn(python, args, { env: peerEnv(full), stdio: ['ignore', 'pipe', 'pipe'] });
+  const result = await spawnPeer(python, args, full, opts, log);
+  result.pythonSource = source;
+  result.python ??= python;
+  const debianTorch = source === 'debian' || (source === 'given' && python === SYSTEM_PYTHON);
+  if (debianTorch && !result.blas?.openblas) log(`torch peer: warning: OpenBLAS is not loaded (${result.blas?.loadedLibraries?.join(', ') || 'no BLAS library seen'}); numbers will be far slower than a tuned PyTorch`);
+  return result;
+}
+
+/** One peer setting tried by bestTorchPeer. */
+export interface PeerVariant {
+  threads: number;
+  blasThreads: number;
+  attention: 'manual' | 'sdpa';
+}
+
+/**
+ * The settings worth trying on a machine of `cores` cores: torch threads 1 and all cores; with
+ * Debian's torch (OpenBLAS) the BLAS gets the cores the torch threads leave (never both: 2 + 2
+ * is 2-3x slower); with pip's torch (its own BLAS follows torch's thread count) also the fused
+ * attention, F.scaled_dot_product_attention.
+ */
+export function peerVariants(source: PythonSource, torchMajor: number, cores = cpus().length): PeerVariant[] {
+  const counts = [...new Set([1, Math.max(1, cores)])];
+  const attentions: Array<'manual' | 'sdpa'> = torchMajor >= 2 ? ['manual', 'sdpa'] : ['manual'];
+  const out: PeerVariant[] = [];
+  for (const threads of counts) {
+    const blasThreads = source === 'debian' ? Math.max(1, cores - threads + 1) : threads;
+    for (const attention of attentions) out.push({ threads, blasThreads, attention });
+  }
+  return out;
+}
+
+/** The torch version `python` imports ('' when it cannot). */
+export function torchVersionOf(python: string): string {
+  const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { env: peerEnv({ threads: 1, blasThreads: 1 }), encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : '';
+}
+
+export interface BestPeer {
+  best: TorchResult;
+  variant: PeerVariant;
+  tried: Array<PeerVariant & { trialsPerS: number | null; error?: string }>;
+}
+
+/** Runs every peerVariants setting for one size and keeps the fastest (the fair peer). */
+export async function bestTorchPeer(cfg: Partial<TorchConfig>, opts: PeerOptions = {}): Promise<BestPeer> {
+  const { python, source } = choosePython(opts.python);
+  const log = opts.log ?? ((m: string) => console.error(m));
+  if (source !== 'bench/.venv') ensureTorch({ python, install: opts.install, log });
+  const major = Number(torchVersionOf(python).split('.')[0]) || 1;
+  const tried: BestPeer['tried'] = [];
+  let best: { r: TorchResult; v: PeerVariant } | undefined;
+  for (const v of peerVariants(source, major)) {
+    try {
+      const r = await runTorchPeer({ ...cfg, ...v }, { ...opts, python, install: false, log });
+      r.pythonSource = source;
+      tried.push({ ...v, trialsPerS: r.trialsPerS });
+      log(`torch peer: threads ${v.threads} (BLAS ${v.blasThreads}), attention ${v.attention}: ${r.trialsPerS} trials/s`);
+      if (!best || r.trialsPerS > best.r.trialsPerS) best = { r, v };
+    } catch (e) {
+      tried.push({ ...v, trialsPerS: null, error: (e as Error).message.split('\n')[0] });
+    }
+  }
+  if (!best) throw new Error(`torch peer: every setting failed: ${tried.map((t) => t.error).join('; ')}`);
+  return { best: best.r, variant: best.v, tried };
+}
+
+export interface PeerGemm {
+  gemmGflops: number;
+  n: number;
+  threads: number;
+  torchVersion: string;
+  python: string;
+  pythonSource?: PythonSource;
+}
+
+/** torch.matmul of two n x n float32 matrices on `threads` threads: the peer's large-GEMM rate. */
+export async function runTorchGemm(n: number, threads: number, opts: PeerOptions = {}): Promise<PeerGemm> {
+  const { python, source } = choosePython(opts.python);
+  const log = opts.log ?? ((m: string) => console.error(m));
+  if (source !== 'bench/.venv') ensureTorch({ python, install: opts.install, log });
+  const cfg = { threads, blasThreads: threads };
+  const args = [opts.script ?? PEER_SCRIPT, '--gemm', String(n), '--threads', String(threads)];
+  const out = await spawnRaw(python, args, cfg, opts);
+  const line = out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{')).pop();
+  const r = line ? (JSON.parse(line) as PeerGemm) : undefined;
+  if (!r || typeof r.gemmGflops !== 'number') throw new Error(`torch peer: no GEMM result in its output:\n${out.slice(-1000)}`);
+  return { ...r, pythonSource: source };
+}
+
+function spawnRaw(python: string, args: string[], cfg: Pick<TorchConfig, 'threads' | 'blasThreads'>, opts: PeerOptions): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(python, args, { env: peerEnv(cfg), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -187,19 +304,15 @@ export async function runTorchPeer(cfg: Partial<TorchConfig> = {}, opts: PeerOpt
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (code !== 0) {
-        reject(new Error(`torch peer: ${python} ${args.join(' ')} exited with ${code ?? signal}:\n${err.slice(-2000)}`));
-        return;
-      }
-      try {
-        resolve(parsePeerOutput(out));
-      } catch (e) {
-        reject(e);
-      }
+      if (code !== 0) reject(new Error(`torch peer: ${python} ${args.join(' ')} exited with ${code ?? signal}:\n${err.slice(-2000)}`));
+      else resolve(out);
     });
   });
-  if (!result.blas.openblas) log(`torch peer: warning: OpenBLAS is not loaded (${result.blas.loadedLibraries.join(', ') || 'no BLAS library seen'}); numbers will be far slower than a tuned PyTorch`);
-  return result;
+}
+
+async function spawnPeer(python: string, args: string[], full: TorchConfig, opts: PeerOptions, log: (msg: string) => void): Promise<TorchResult> {
+  log(`torch peer: OMP_NUM_THREADS=${full.threads} OPENBLAS_NUM_THREADS=${full.blasThreads} ${python} ${args.join(' ')}`);
+  return parsePeerOutput(await spawnRaw(python, args, full, opts));
 }
 
 export interface MachineInfo {

@@ -1,16 +1,18 @@
 # PyTorch peer of mtm-flow's NDT1 (SPEC.md section 4) for the training-throughput benchmark:
 # the same model, loss, masking and optimiser as plugins/ndt1, timed on the same CPU.
-# Run by bench/torch-peer.ts with /usr/bin/python3 (Debian's python3-torch); prints ONE JSON line.
+# Run by bench/torch-peer.ts with bench/.venv's python (bench/setup-peer.sh: pip's torch) or Debian's
+# /usr/bin/python3 with python3-torch; prints ONE JSON line.
 #
-# Attention is written by hand (one fused q/k/v nn.Linear, torch.matmul, softmax) rather than with
-# nn.MultiheadAttention: it is the same op sequence as the tfjs side (core/tensor/layers.ts), so both
-# sides do the same arithmetic, and in torch 1.13 nn.MultiheadAttention's training path runs these
-# same matmul/softmax kernels anyway (its fused fast path is inference-only).
+# Attention: --attention manual (default) writes it by hand (one fused q/k/v nn.Linear, torch.matmul,
+# softmax), the same op sequence as the tfjs side's plain path (core/tensor/layers.ts); --attention
+# sdpa uses F.scaled_dot_product_attention (torch >= 2.0: a fused CPU kernel, forward and backward),
+# PyTorch's fastest eager attention. The benchmark runs both and keeps the faster.
 import argparse
 import json
 import math
 import os
 import re
+import sys
 import time
 
 import torch
@@ -21,8 +23,9 @@ N_PROMPTS = 4  # one learned prompt per MtM mode (neuron, causal, inter-region, 
 
 
 class Attention(nn.Module):
-    def __init__(self, d, heads, attn_dropout):
+    def __init__(self, d, heads, attn_dropout, sdpa=False):
         super().__init__()
+        self.sdpa = sdpa
         if d % heads != 0:
             raise SystemExit(f"--d {d} is not divisible by --heads {heads}")
         self.heads = heads
@@ -38,6 +41,10 @@ class Attention(nn.Module):
         def heads(t):
             return t.reshape(b, s, self.heads, self.head_dim).transpose(1, 2)
 
+        if self.sdpa:
+            p = self.attn_dropout if self.training else 0.0
+            ctx = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), dropout_p=p)
+            return self.out(ctx.transpose(1, 2).reshape(b, s, d))
         scores = torch.matmul(heads(q) * (1.0 / math.sqrt(self.head_dim)), heads(k).transpose(-2, -1))
         probs = F.dropout(torch.softmax(scores, dim=-1), self.attn_dropout, self.training)
         ctx = torch.matmul(probs, heads(v)).transpose(1, 2).reshape(b, s, d)
@@ -47,10 +54,10 @@ class Attention(nn.Module):
 class EncoderLayer(nn.Module):
     """Pre-LayerNorm: x + drop(attn(LN(x))), then x + drop(fc2(drop(gelu(fc1(LN(x))))))."""
 
-    def __init__(self, d, heads, mlp, dropout, attn_dropout):
+    def __init__(self, d, heads, mlp, dropout, attn_dropout, sdpa=False):
         super().__init__()
         self.ln1 = nn.LayerNorm(d)
-        self.attn = Attention(d, heads, attn_dropout)
+        self.attn = Attention(d, heads, attn_dropout, sdpa)
         self.ln2 = nn.LayerNorm(d)
         self.fc1 = nn.Linear(d, mlp)
         self.fc2 = nn.Linear(mlp, d)
@@ -63,14 +70,14 @@ class EncoderLayer(nn.Module):
 
 
 class Ndt1(nn.Module):
-    def __init__(self, n, bins, d, layers, heads, mlp, dropout, attn_dropout):
+    def __init__(self, n, bins, d, layers, heads, mlp, dropout, attn_dropout, sdpa=False):
         super().__init__()
         self.in1 = nn.Linear(n, 2 * n)
         self.in2 = nn.Linear(2 * n, d)
         self.position = nn.Parameter(torch.randn(bins, d) * 0.02)
         self.prompts = nn.Parameter(torch.randn(N_PROMPTS, d) * 0.02)
         self.embed_dropout = dropout
-        self.layers = nn.ModuleList(EncoderLayer(d, heads, mlp, dropout, attn_dropout) for _ in range(layers))
+        self.layers = nn.ModuleList(EncoderLayer(d, heads, mlp, dropout, attn_dropout, sdpa) for _ in range(layers))
         self.final_norm = nn.LayerNorm(d)
         self.readout = nn.Linear(d, n)
 
@@ -120,6 +127,36 @@ def blas_summary():
     }
 
 
+def gemm_rate(n, min_seconds=1.0):
+    """Best GFLOP/s of C = A B for n x n float32 (2 n^3 flops each), repeated for min_seconds."""
+    x = torch.randn(n, n)
+    y = torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.matmul(x, y, out=out)
+    best = float("inf")
+    t_end = time.perf_counter() + min_seconds
+    reps = 0
+    while reps < 3 or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        torch.matmul(x, y, out=out)
+        best = min(best, time.perf_counter() - t0)
+        reps += 1
+    return {"gemmGflops": round(2.0 * n ** 3 / best / 1e9, 1), "n": n, "reps": reps, "threads": torch.get_num_threads(),
+            "torchVersion": torch.__version__, "python": sys.executable, "parallel": parallel_summary()}
+
+
+def parallel_summary():
+    """torch's threading backend and the CPU capability its kernels dispatch to (AVX2 / AVX512)."""
+    info = torch.__config__.parallel_info()
+    keep = [ln.strip() for ln in info.splitlines() if re.match(r"\s*(ATen parallel backend|MKL|MKLDNN|OpenMP|std::thread)", ln)]
+    cap = None
+    try:
+        cap = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        pass
+    return {"cpuCapability": cap, "mkldnn": torch.backends.mkldnn.is_available(), "info": keep}
+
+
 def main():
     ap = argparse.ArgumentParser(description="Train NDT1 in PyTorch on Poisson counts; print one JSON line of throughput.")
     ap.add_argument("--d", type=int, default=128)
@@ -137,6 +174,8 @@ def main():
     ap.add_argument("--attn-dropout", type=float, default=0.0)
     ap.add_argument("--mask-ratio", type=float, default=0.3)
     ap.add_argument("--rate", type=float, default=0.3, help="Poisson mean count per bin of the synthetic data")
+    ap.add_argument("--attention", choices=("manual", "sdpa"), default="manual")
+    ap.add_argument("--gemm", type=int, default=0, help="instead of training: time torch.matmul of two N x N float32 matrices, print GFLOP/s")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.01)
     a = ap.parse_args()
@@ -146,9 +185,15 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
+    if a.gemm > 0:
+        print(json.dumps(gemm_rate(a.gemm)))
+        return
     gen = torch.Generator().manual_seed(a.seed + 1)
 
-    model = Ndt1(a.neurons, a.bins, a.d, a.layers, a.heads, a.mlp, a.dropout, a.attn_dropout)
+    sdpa = a.attention == "sdpa"
+    if sdpa and not hasattr(F, "scaled_dot_product_attention"):
+        raise SystemExit(f"--attention sdpa needs torch >= 2.0 (this is {torch.__version__})")
+    model = Ndt1(a.neurons, a.bins, a.d, a.layers, a.heads, a.mlp, a.dropout, a.attn_dropout, sdpa)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     params = sum(p.numel() for p in model.parameters())
@@ -184,6 +229,8 @@ def main():
         "msPerStep": round(ms_per_step, 2),
         "params": params,
         "torchVersion": torch.__version__,
+        "python": sys.executable,
+        "parallel": parallel_summary(),
         "blas": blas_summary(),
         "threads": {
             "torch": torch.get_num_threads(),
@@ -196,7 +243,7 @@ def main():
             "bins": a.bins, "batch": a.batch, "steps": a.steps, "warmup": a.warmup, "seed": a.seed,
             "dropout": a.dropout, "attnDropout": a.attn_dropout, "maskRatio": a.mask_ratio,
             "lr": a.lr, "weightDecay": a.weight_decay,
-            "attention": "hand-written: fused qkv nn.Linear + torch.matmul + softmax",
+            "attention": "F.scaled_dot_product_attention" if sdpa else "hand-written: fused qkv nn.Linear + torch.matmul + softmax",
             "optimizer": "AdamW",
         },
         "wallS": round(elapsed, 3),
