@@ -83,6 +83,10 @@ test('end to end with an untrained NDT1: metrics, oracle forms, skipped targets,
     }
     assert.ok(m.values[`${stem}_oracle_bps`] > 0);
     assert.is(m.values[`${stem}_evaluated`] + m.values[`${stem}_excluded`], N);
+    assert.is(m.values[`${stem}_silent`] + m.values[`${stem}_unscored`], m.values[`${stem}_excluded`]);
+    // Per-unit quantiles beside the mean, in order, bracketing the median of the per-neuron table.
+    const qs = ['q10', 'q25', 'q50', 'q75', 'q90'].map((q) => m.values[`${stem}_bps_${q}`]);
+    assert.ok(qs.every(Number.isFinite) && qs.every((v, i) => i === 0 || v >= qs[i - 1]), `${stem} quantiles ${qs}`);
   }
   assert.ok(m.values.choice_accuracy >= 0 && m.values.choice_accuracy <= 1);
   assert.ok(Number.isFinite(m.values.choice_chance));
@@ -100,6 +104,12 @@ test('end to end with an untrained NDT1: metrics, oracle forms, skipped targets,
   assert.equal(summary.metrics, m.values);
   const table = await readParquet(join(a.path, 'per-neuron.parquet'));
   assert.is(table.numRows, N);
+  const scored = (table.columns.co_smoothing_bps as (number | null)[]).filter((v): v is number => v !== null).sort((x, y) => x - y);
+  assert.is(scored.length, m.values.co_smoothing_evaluated);
+  const h = 0.5 * (scored.length - 1);
+  const median = scored[Math.floor(h)] + (h - Math.floor(h)) * ((scored[Math.ceil(h)] ?? 0) - scored[Math.floor(h)]);
+  assert.ok(Math.abs(m.values.co_smoothing_bps_q50 - median) < 1e-9, 'the median is that of the per-neuron values written');
+  assert.equal(summary.tasks.coSmoothing.quantiles.q50, m.values.co_smoothing_bps_q50);
   assert.equal(table.columns.region, REGIONS);
   assert.ok(table.columnNames.includes('intra_region_oracle_bps'));
   const pred = await readNpy(join(a.path, 'predictions-co-smoothing.npy'));

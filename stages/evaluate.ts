@@ -23,6 +23,7 @@ import { writeFileAtomic } from '../core/io/atomic.ts';
 import { writeNpy } from '../core/io/npy.ts';
 import { writeParquet, type ParquetColumn } from '../core/io/parquet.ts';
 import { DEFAULT_LAMBDAS } from '../core/eval/decoders.ts';
+import { QUANTILE_LEVELS, quantileKey } from '../core/eval/bps.ts';
 import { BEHAVIOUR_METRIC, BEHAVIOUR_TARGETS, decodeBehaviour, type BehaviourResult, type BehaviourTarget } from '../core/eval/behaviour.ts';
 import { oracleForTask, type OracleResult } from '../core/eval/oracle.ts';
 import { evalDetailFileName, evalDetailFromTasks, writeEvalDetail } from '../core/report/detail.ts';
@@ -142,6 +143,10 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
       values[`${stem}_bps_pooled`] = r.bps.pooled;
       values[`${stem}_evaluated`] = r.bps.evaluatedNeurons;
       values[`${stem}_excluded`] = r.bps.excludedNeurons;
+      // Why: no test spike (silent) or not scored by this task at all (unscored); see core/eval/bps.ts.
+      values[`${stem}_silent`] = r.bps.silentNeurons;
+      values[`${stem}_unscored`] = r.bps.unscoredNeurons;
+      QUANTILE_LEVELS.forEach((q, i) => (values[`${stem}_bps_${quantileKey(q)}`] = r.bps.quantiles[i]));
       const o = oracleForTask(s, r);
       if (o) {
         out.oracle[task] = o;
@@ -238,6 +243,7 @@ export async function writeSessionArtifacts(dir: string, s: BinnedSession, ev: S
         {
           mode: r.mode, causal: r.causal, skipped: r.skipped ?? null, seconds: r.seconds, forwardPasses: r.forwardPasses,
           mean: finiteOrNull(r.bps.mean), pooled: finiteOrNull(r.bps.pooled), evaluatedNeurons: r.bps.evaluatedNeurons, excludedNeurons: r.bps.excludedNeurons,
+          silentNeurons: r.bps.silentNeurons, unscoredNeurons: r.bps.unscoredNeurons, quantiles: Object.fromEntries(QUANTILE_LEVELS.map((q, i) => [quantileKey(q), finiteOrNull(r.bps.quantiles[i])])),
           oracle: ev.oracle[task as EvalTask] ? { mean: finiteOrNull(ev.oracle[task as EvalTask]!.bps.mean), pooled: finiteOrNull(ev.oracle[task as EvalTask]!.bps.pooled), ratio: finiteOrNull(ev.oracle[task as EvalTask]!.ratio) } : null,
         },
       ]),

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { report, type ReportRef } from './report.ts';
 import { checkStageDescriptor } from '../core/registry.ts';
 import { runStage, tempDir, testContext } from '../core/testing.ts';
-import { CORE_KEYS, TASKS } from '../core/report/summary.ts';
+import { CORE_KEYS, fmt, QUANTILE_KEYS, TASKS } from '../core/report/summary.ts';
 import { EVAL_DETAIL_FORMAT, evalDetailFileName, writeEvalDetail } from '../core/report/detail.ts';
 import type { Artifact, Metrics } from '../core/payloads.ts';
 
@@ -27,6 +27,9 @@ function metrics(better: string): Metrics[] {
         values[`${t}_bps_pooled`] = 0.12 + 0.01 * ti + up;
         values[`${t}_oracle_bps`] = 0.3;
         values[`${t}_oracle_bps_pooled`] = 0.32;
+        // As the evaluator sends them: unit counts and per-session quantiles of the per-unit bps.
+        Object.assign(values, { [`${t}_evaluated`]: 4, [`${t}_silent`]: 1, [`${t}_unscored`]: 0, [`${t}_excluded`]: 1 });
+        QUANTILE_KEYS.forEach((q, qi) => (values[`${t}_bps_${q}`] = -0.2 + 0.1 * qi + 0.02 * si + up));
       });
       items.push({ kind: 'metrics', sessionId, label, values });
     });
@@ -110,6 +113,35 @@ test('writes report.json with every key, report.md, and the four plots as SVG + 
   assert.match(md, /Co-smoothing bits\/spike \(per-neuron mean\): mtm is better than temporal by 0\.050/);
   assert.match(md, /Choice decoding accuracy: mtm is better than temporal by 0\.050/);
   assert.match(md, /!\[per-neuron bits\/spike by region\]\(per-neuron-bps\.svg\)/);
+
+  // Spread over units: with detail files, quantiles over every scored unit of both sessions
+  // (8 values per model and task: -0.02, 0.03, 0.08, 0.13 twice; numpy gives these quantiles).
+  const sp = json.spread.mtm.co_smoothing;
+  assert.is(sp.quantilesOver, 'units');
+  [-0.02, 0.0175, 0.055, 0.0925, 0.13].forEach((v, i) => assert.ok(Math.abs(sp.quantiles[QUANTILE_KEYS[i]] - v) < 1e-9, `${QUANTILE_KEYS[i]} ${sp.quantiles[QUANTILE_KEYS[i]]} vs ${v}`));
+  assert.equal([sp.scored, sp.silent, sp.unscored, sp.excluded], [8, 2, 0, 2], 'unit counts summed over the two sessions');
+  assert.ok(Math.abs(sp.mean - 0.1525) < 1e-12, 'the mean is the headline per-neuron mean');
+  assert.match(md, /\| task \| model \| units scored \| excluded: no test spikes \| mean \| 10 % \| 25 % \| median \| 75 % \| 90 % \|/);
+  assert.match(md, '| co-smoothing | mtm | 8 | 2 | 0.153 | -0.020 | 0.018 | 0.055 | 0.092 | 0.130 |');
+  assert.match(md, /over every scored unit/);
+  assert.match(md, /Co-smoothing bits\/spike \(per-neuron median\)/);
+});
+
+test('spread without detail files: mean of the sessions\' quantiles, said so; counts summed', async () => {
+  const root = tempDir();
+  await runStage(report, { png: false }, { metrics: metrics('mtm') }, testContext('report', 1, root));
+  const json = JSON.parse(readFileSync(join(root, 'report.json'), 'utf8'));
+  const sp = json.spread.temporal.intra_region;
+  assert.is(sp.quantilesOver, 'sessions');
+  // Per session q_i = -0.2 + 0.1 i + 0.02 si: the mean over sessions 0 and 1 adds 0.01.
+  QUANTILE_KEYS.forEach((q, i) => assert.ok(Math.abs(sp.quantiles[q] - (-0.19 + 0.1 * i)) < 1e-12, q));
+  assert.equal([sp.scored, sp.silent, sp.excluded], [8, 2, 2]);
+  const md = readFileSync(join(root, 'report.md'), 'utf8');
+  assert.match(md, /each quantile the mean of the sessions' quantiles/);
+  assert.match(md, '| intra-region | temporal | 8 | 2 | ' + fmt(json.mean.temporal.intra_region_bps) + ' | -0.190 | -0.090 | 0.010 | 0.110 | 0.210 |');
+  // The medians are compared too, and follow the numbers.
+  const median = json.comparisons.find((c: { key: string }) => c.key === 'co_smoothing_bps_q50');
+  assert.equal(median.ranking.map((r: { label: string }) => r.label), ['mtm', 'temporal']);
 });
 
 test('the sentences flip when the numbers do; missing details are said, not hidden', async () => {

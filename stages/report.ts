@@ -21,8 +21,8 @@ import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import type { Artifact, Metrics } from '../core/payloads.ts';
 import { writeFileAtomic } from '../core/io/atomic.ts';
-import { compare, comparisonSentence, namedFirst, summarise, TASKS, type ReportSummary, type TaskKey } from '../core/report/summary.ts';
-import { EVAL_DETAIL_SUFFIX, readEvalDetail, type EvalDetail } from '../core/report/detail.ts';
+import { compare, COMPARISON_KEYS, comparisonSentence, namedFirst, summarise, TASKS, type ReportSummary, type TaskKey } from '../core/report/summary.ts';
+import { EVAL_DETAIL_SUFFIX, readEvalDetail, withUnitSpread, type EvalDetail } from '../core/report/detail.ts';
 import { bpsSummaryPlot, perNeuronBpsPlot, rasterPlot, trainingLossPlot, plotWriter, reportDir, type NeuronBps, type RasterPanel } from '../core/report/plots.ts';
 import { reportMarkdown } from '../core/report/markdown.ts';
 import { recipeSection } from '../core/report/recipe.ts';
@@ -146,8 +146,7 @@ export function chooseRaster(details: EvalDetail[], labels: string[], sessions: 
 
 /** Builds everything report.json holds. */
 export function reportJson(s: ReportSummary, extra: { title: string; backend: string | null; plots: string[]; notes: string[]; reportSeconds: number }): Record<string, unknown> {
-  const keys = [...TASKS.map((t) => `${t}_bps`), ...TASKS.map((t) => `${t}_bps_pooled`), 'choice_accuracy', 'wme_r2', 'wheel_r2'];
-  const comparisons = keys.flatMap((k) => {
+  const comparisons = COMPARISON_KEYS.flatMap((k) => {
     const c = compare(s, k);
     return c ? [{ ...c, sentence: comparisonSentence(c) }] : [];
   });
@@ -161,6 +160,8 @@ export function reportJson(s: ReportSummary, extra: { title: string; backend: st
     perSession: s.perSession,
     mean: s.mean,
     oracle: s.oracle,
+    // Per label and task: units scored and excluded, quantiles of per-unit bps beside the mean.
+    spread: s.spread,
     comparisons,
     training: s.training,
     timings: {
@@ -181,6 +182,7 @@ async function writeReport(p: ReportParams, ctx: StageContext, metrics: Metrics[
   summary.labels = namedFirst(summary.labels, p.order);
   const details: EvalDetail[] = [];
   for (const f of await detailFiles(artifacts)) details.push(await readEvalDetail(f));
+  withUnitSpread(summary, details);
   const notes: string[] = [];
   const { files, plots, plot } = plotWriter(dir, { png: p.png, scale: p.pngScale });
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { BinnedSession } from '../payloads.ts';
 import type { TaskResult } from '../eval/tasks.ts';
 import type { OracleResult } from '../eval/oracle.ts';
-import { EVAL_DETAIL_FORMAT, evalDetailFileName, evalDetailFromTasks, readEvalDetail, trialAveraged, writeEvalDetail, type EvalDetail } from './detail.ts';
+import { EVAL_DETAIL_FORMAT, evalDetailFileName, evalDetailFromTasks, readEvalDetail, trialAveraged, withUnitSpread, writeEvalDetail, type EvalDetail } from './detail.ts';
+import { summarise } from './summary.ts';
 import { tempDir } from '../testing.ts';
 
 const detail = (): EvalDetail => ({
@@ -82,6 +83,32 @@ test('evalDetailFromTasks: per-neuron bps (NaN -> null) and the raster averaged 
   assert.equal(d.raster!.trueRates, [[2, 3], [2, 3]]);
   const p = d.raster!.predicted.map((row) => row.map((v) => Number(v!.toFixed(5)))); // float32 log-rates
   assert.equal(p, [[1, 3], [2, 4]], 'exp of log-rates, NaN entries skipped');
+});
+
+test('withUnitSpread: quantiles over every unit of every session, excluded units skipped, a repeated file read once', () => {
+  const m = (sessionId: string, values: Record<string, number>) => ({ kind: 'metrics' as const, sessionId, label: 'mtm', values });
+  const summary = summarise([
+    m('s1', { co_smoothing_bps: -9.9, co_smoothing_evaluated: 3, co_smoothing_silent: 1, co_smoothing_unscored: 0, co_smoothing_excluded: 1, co_smoothing_bps_q50: 0.05 }),
+    m('s2', { co_smoothing_bps: 0.2, co_smoothing_evaluated: 2, co_smoothing_silent: 0, co_smoothing_unscored: 0, co_smoothing_excluded: 0, co_smoothing_bps_q50: 0.2 }),
+  ]);
+  assert.is(summary.spread.mtm.co_smoothing!.quantilesOver, 'sessions');
+  assert.ok(Math.abs(summary.spread.mtm.co_smoothing!.quantiles.q50! - 0.125) < 1e-12, 'from metrics: the mean of the session medians');
+  const one = (sessionId: string, v: (number | null)[]): EvalDetail => ({ ...detail(), sessionId, regions: v.map(() => 'CA1'), perNeuronBps: { co_smoothing: v }, perNeuronOracleBps: undefined, raster: undefined });
+  // s1: one unit far below the others (-30), one silent (null); s2: two good units. s1 arrives twice.
+  const s1 = one('s1', [-30, 0.1, null, 0.3]);
+  withUnitSpread(summary, [s1, s1, one('s2', [0.2, 0.4])]);
+  const sp = summary.spread.mtm.co_smoothing!;
+  assert.is(sp.quantilesOver, 'units');
+  // Units: -30, 0.1, 0.2, 0.3, 0.4 -> median 0.2, 25 % 0.1, 10 % -30 + 0.4 (0.1 + 30) = -17.96.
+  assert.ok(Math.abs(sp.quantiles.q50! - 0.2) < 1e-12);
+  assert.ok(Math.abs(sp.quantiles.q25! - 0.1) < 1e-12);
+  assert.ok(Math.abs(sp.quantiles.q10! - -17.96) < 1e-9);
+  assert.ok(Math.abs(sp.quantiles.q90! - 0.36) < 1e-12);
+  assert.equal([sp.scored, sp.silent, sp.excluded], [5, 1, 1], 'counts as the metrics summed them');
+  assert.ok(Math.abs(sp.mean! - (-9.9 + 0.2) / 2) < 1e-12, 'the mean stays the headline mean over sessions');
+  // A label the metrics never mentioned still gets its spread from its detail files.
+  withUnitSpread(summary, [{ ...one('s1', [1, 2, 3]), label: 'other' }]);
+  assert.equal([summary.spread.other.co_smoothing!.scored, summary.spread.other.co_smoothing!.quantiles.q50], [3, 2]);
 });
 
 test.run();

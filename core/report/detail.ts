@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { TASKS, type TaskKey } from './summary.ts';
+import { spreadOfUnits, TASKS, type ReportSummary, type TaskKey } from './summary.ts';
 import type { BinnedSession } from '../payloads.ts';
 import type { EvalTask, TaskResult } from '../eval/tasks.ts';
 import type { OracleResult } from '../eval/oracle.ts';
@@ -190,4 +190,40 @@ export async function readEvalDetail(path: string): Promise<EvalDetail> {
     throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
   }
   return checkDetail(json, path);
+}
+
+/**
+ * Replaces the summary's per-session quantile means with the quantiles over every scored unit
+ * of every session, from the detail files' per-neuron values (a unit of each session counts
+ * once per label and task; a detail file repeated for the same session and label is read once).
+ * Labels and tasks without detail values keep what the metrics gave. Counts stay as the metrics
+ * summed them. Returns the summary, changed in place.
+ */
+export function withUnitSpread(summary: ReportSummary, details: readonly EvalDetail[]): ReportSummary {
+  const values = new Map<string, (number | null)[]>();
+  const seen = new Set<string>();
+  for (const d of details) {
+    const key = `${d.sessionId}\u0000${d.label}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    for (const t of TASKS) {
+      const v = d.perNeuronBps[t];
+      if (!v) continue;
+      const k = `${d.label}\u0000${t}`;
+      values.set(k, [...(values.get(k) ?? []), ...v]);
+    }
+  }
+  for (const [k, v] of values) {
+    const [label, task] = k.split('\u0000') as [string, TaskKey];
+    const current = summary.spread[label]?.[task];
+    const units = spreadOfUnits(v, current?.mean ?? summary.mean[label]?.[`${task}_bps`] ?? null);
+    (summary.spread[label] ??= {})[task] = {
+      silent: null, unscored: null, excluded: null,
+      ...current,
+      ...units,
+      // The metrics' count, when given, covers the same units; the detail files' otherwise.
+      scored: current?.scored ?? units.scored,
+    };
+  }
+  return summary;
 }

@@ -1,5 +1,5 @@
 // report.md: the run's numbers as tables and one computed sentence per metric (SPEC.md §6).
-import { compare, comparisonSentence, fmt, TASK_TITLES, TASKS, type ReportSummary } from './summary.ts';
+import { compare, COMPARISON_KEYS, comparisonSentence, fmt, QUANTILE_KEYS, TASK_TITLES, TASKS, type ReportSummary } from './summary.ts';
 
 export interface MarkdownInput {
   title: string;
@@ -27,7 +27,7 @@ export function reportMarkdown(x: MarkdownInput): string {
   if (evaluated.length) {
     const hasOracle = TASKS.some((t) => s.oracle[t]);
     out.push('## Neural activity (bits/spike)', '');
-    out.push('Per-neuron mean (neurons with no test spikes excluded), the headline figure:', '');
+    out.push('Per-neuron mean (neurons with no test spikes excluded and counted, see the spread below), the headline figure:', '');
     out.push(
       table(
         ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
@@ -35,6 +35,7 @@ export function reportMarkdown(x: MarkdownInput): string {
       ),
       '',
     );
+    out.push(...spreadSection(s, evaluated));
     out.push('Pooled over all evaluated neurons (NLB style):', '');
     out.push(
       table(
@@ -72,8 +73,7 @@ export function reportMarkdown(x: MarkdownInput): string {
     }
 
     out.push('## Which model is better', '');
-    const keys = [...TASKS.map((t) => `${t}_bps`), ...TASKS.map((t) => `${t}_bps_pooled`), 'choice_accuracy', 'wme_r2', 'wheel_r2'];
-    for (const k of keys) {
+    for (const k of COMPARISON_KEYS) {
       const c = compare(s, k);
       if (c) out.push(`- ${comparisonSentence(c)}`);
     }
@@ -136,6 +136,33 @@ export function reportMarkdown(x: MarkdownInput): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+/**
+ * The spread of per-unit bits/spike beside the mean, per task and model, with the units behind
+ * it: one unit far below the rest moves the mean, not the quantiles.
+ */
+function spreadSection(s: ReportSummary, labels: string[]): string[] {
+  const rows: string[][] = [];
+  let overSessions = false;
+  const unscored = TASKS.some((t) => labels.some((l) => (s.spread[l]?.[t]?.unscored ?? 0) > 0));
+  for (const t of TASKS) {
+    for (const l of labels) {
+      const x = s.spread[l]?.[t];
+      if (!x) continue;
+      overSessions ||= x.quantilesOver === 'sessions' && s.sessions.length > 1;
+      const count = (v: number | null) => (v === null ? 'n/a' : String(v));
+      rows.push([TASK_TITLES[t], l, count(x.scored), count(x.silent), ...(unscored ? [count(x.unscored)] : []), fmt(x.mean), ...QUANTILE_KEYS.map((q) => fmt(x.quantiles[q]))]);
+    }
+  }
+  if (!rows.length) return [];
+  return [
+    `Spread over units: quantiles of the per-unit bits/spike beside their mean${overSessions ? ' (each quantile the mean of the sessions\' quantiles: no per-neuron detail files arrived)' : ', over every scored unit'}. ` +
+      'A unit is scored when it has at least one spike in the evaluated test entries; a unit without one has no defined bits/spike and is excluded, and counted here (no test spikes).',
+    '',
+    table(['task', 'model', 'units scored', 'excluded: no test spikes', ...(unscored ? ['not scored by the task'] : []), 'mean', ...QUANTILE_KEYS.map((q) => (q === 'q50' ? 'median' : `${q.slice(1)} %`))], rows),
+    '',
+  ];
 }
 
 const cap = (x: string) => x.charAt(0).toUpperCase() + x.slice(1);

@@ -7,7 +7,16 @@
 //   (EVAL_KEYS below: <task>_bps, <task>_bps_pooled, <task>_oracle_bps, choice_accuracy, ...).
 // Several items for the same (session, label) are merged, later values winning, so an evaluator
 // may send the activity and the behaviour numbers separately.
+//
+// Spread over units (`spread`): per label and task, how many units were scored and excluded
+// (counts summed over sessions, from <task>_evaluated, _silent, _unscored, _excluded) and the
+// quantiles of the per-unit bits/spike beside their mean. From the metrics alone a quantile is
+// the mean over sessions of each session's quantile (`quantilesOver: 'sessions'`); with the
+// per-neuron values of the detail files (withUnitSpread, core/report/detail.ts) it is the
+// quantile over every scored unit of every session (`quantilesOver: 'units'`). With one session
+// the two are the same numbers.
 import type { Metrics } from '../payloads.ts';
+import { QUANTILE_LEVELS, quantileKey, quantiles } from '../eval/bps.ts';
 
 /** The four activity tasks, as the metric stems of core/eval/tasks.ts (TASK_METRIC). */
 export const TASKS = ['co_smoothing', 'forward_prediction', 'intra_region', 'inter_region'] as const;
@@ -40,6 +49,34 @@ export const EVAL_KEYS = [...CORE_KEYS, ...OPTIONAL_KEYS] as const;
 
 export type Entry = Record<string, number | null>;
 
+/** Metric-key suffixes of the per-unit quantiles (q10, q25, q50, q75, q90). */
+export const QUANTILE_KEYS = QUANTILE_LEVELS.map(quantileKey);
+
+/** One (label, task): the units behind the per-neuron mean and how they spread. */
+export interface UnitSpread {
+  /** Units scored (at least one test spike), summed over sessions; null when not reported. */
+  scored: number | null;
+  /** Units excluded because they had no spike in the evaluated entries (undefined bits/spike). */
+  silent: number | null;
+  /** Units the task evaluated no entry of (not in a leave-out subset, ...). */
+  unscored: number | null;
+  /** silent + unscored. */
+  excluded: number | null;
+  /** The per-neuron mean (mean over sessions, as in `mean`). */
+  mean: number | null;
+  /** Quantiles of the per-unit bits/spike at QUANTILE_LEVELS, keyed q10 ... q90. */
+  quantiles: Record<string, number | null>;
+  /** 'units': over every scored unit of every session; 'sessions': mean of per-session quantiles. */
+  quantilesOver: 'units' | 'sessions';
+}
+
+/** Spread from a list of per-unit values (null / NaN = excluded unit), for one (label, task). */
+export function spreadOfUnits(values: readonly (number | null)[], mean: number | null): Pick<UnitSpread, 'scored' | 'mean' | 'quantiles' | 'quantilesOver'> {
+  const xs = values.filter((v): v is number => v !== null && Number.isFinite(v));
+  const q = quantiles(xs);
+  return { scored: xs.length, mean, quantiles: Object.fromEntries(QUANTILE_KEYS.map((k, i) => [k, Number.isFinite(q[i]) ? q[i] : null])), quantilesOver: 'units' };
+}
+
 export interface TrainingPoint {
   epoch: number;
   trainLoss: number;
@@ -71,6 +108,8 @@ export interface ReportSummary {
   training: Record<string, TrainingSummary>;
   /** Evaluation timings: per label, every `*seconds` / `*Seconds` key summed over sessions. */
   timings: Record<string, Record<string, number>>;
+  /** Per label and task: scored and excluded units, and the quantiles of per-unit bits/spike. */
+  spread: Record<string, Partial<Record<TaskKey, UnitSpread>>>;
 }
 
 /** A training-curve item (one epoch) rather than an evaluation result. */
@@ -198,7 +237,32 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
     if (Object.keys(t).length) timings[label] = t;
   }
 
-  return { labels, sessions, perSession, mean, oracle, training, timings };
+  const spread: ReportSummary['spread'] = {};
+  for (const label of labels) {
+    const rows = sessions.map((sid) => raw[sid]?.[label]).filter((v): v is Record<string, number> => !!v);
+    for (const t of TASKS) {
+      if (!rows.some((v) => finite(v[`${t}_bps`]))) continue;
+      const sum = (k: string) => {
+        const xs = rows.map((v) => v[`${t}_${k}`]).filter(finite);
+        return xs.length ? xs.reduce((a, b) => a + b, 0) : null;
+      };
+      const avg = (k: string) => {
+        const xs = rows.map((v) => v[k]).filter(finite);
+        return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+      };
+      (spread[label] ??= {})[t] = {
+        scored: sum('evaluated'),
+        silent: sum('silent'),
+        unscored: sum('unscored'),
+        excluded: sum('excluded'),
+        mean: mean[label]?.[`${t}_bps`] ?? null,
+        quantiles: Object.fromEntries(QUANTILE_KEYS.map((q) => [q, avg(`${t}_bps_${q}`)])),
+        quantilesOver: 'sessions',
+      };
+    }
+  }
+
+  return { labels, sessions, perSession, mean, oracle, training, timings, spread };
 }
 
 /** One metric compared across model labels (higher is better for every metric reported). */
@@ -217,10 +281,21 @@ export interface Comparison {
 export const METRIC_TITLES: Record<string, string> = {
   ...Object.fromEntries(TASKS.map((t) => [`${t}_bps`, `${TASK_TITLES[t]} bits/spike (per-neuron mean)`])),
   ...Object.fromEntries(TASKS.map((t) => [`${t}_bps_pooled`, `${TASK_TITLES[t]} bits/spike (pooled)`])),
+  ...Object.fromEntries(TASKS.map((t) => [`${t}_bps_q50`, `${TASK_TITLES[t]} bits/spike (per-neuron median)`])),
   choice_accuracy: 'choice decoding accuracy',
   wme_r2: 'whisker motion energy R²',
   wheel_r2: 'wheel speed R²',
 };
+
+/** The keys report.md and report.json compare models on, in that order. */
+export const COMPARISON_KEYS = [
+  ...TASKS.map((t) => `${t}_bps`),
+  ...TASKS.map((t) => `${t}_bps_q50`),
+  ...TASKS.map((t) => `${t}_bps_pooled`),
+  'choice_accuracy',
+  'wme_r2',
+  'wheel_r2',
+];
 
 /** Compares labels on one key of the means; undefined when no label has it. */
 export function compare(s: ReportSummary, key: string): Comparison | undefined {
