@@ -11,4 +11,5 @@ export const SMOKE_SETTINGS: Record<string, string[] | { runBy: string }> = {
   'stream.yaml': { runBy: 'stages/stream-predict.test.ts' },
   'scaling.yaml': { runBy: 'test/scaling-graph.test.ts' },
   'fewshot.yaml': { runBy: 'test/scaling-graph.test.ts' },
+  'real-session.yaml': { runBy: 'test/real-session-graph.test.ts' },
 };
