@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
-import { trainingMeanCounts, type ArchitectureModel, type ModelInput } from '../../core/architecture.ts';
+import { trainingMeanCounts, type ArchitectureModel, type ModelInput, type SessionSpec } from '../../core/architecture.ts';
 import type { z } from 'zod';
 import { loadPlugin } from '../../core/di/bootstrap.ts';
 import { unwrapSchema } from '../../core/registry.ts';
@@ -23,7 +23,7 @@ const N = 9;
 const tiny = { dModel: 16, layers: 2, heads: 2, mlpDim: 32, maxBins: T };
 const regions = Array.from({ length: N }, (_, n) => ['CA1', 'LP', 'VISp'][n % 3]);
 
-function build(config: Record<string, unknown> = {}, sessions = [{ sessionId: 's1', nNeurons: N, nBins: T }], seed = 1): ArchitectureModel {
+function build(config: Record<string, unknown> = {}, sessions: SessionSpec[] = [{ sessionId: 's1', nNeurons: N, nBins: T }], seed = 1): ArchitectureModel {
   return ndt1Architecture.build({ ...tiny, ...config }, { sessions, seed });
 }
 

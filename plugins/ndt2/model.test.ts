@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
-import type { ArchitectureModel, ModelInput } from '../../core/architecture.ts';
+import type { ArchitectureModel, ModelInput, SessionSpec } from '../../core/architecture.ts';
 import type { z } from 'zod';
 import { loadPlugin } from '../../core/di/bootstrap.ts';
 import { unwrapSchema } from '../../core/registry.ts';
@@ -26,7 +26,7 @@ const P = 4; // N = 9 -> 3 patches, the last holding 1 neuron and 3 padded slots
 const tiny = { patchSize: P, dModel: 16, layers: 2, heads: 2, mlpDim: 32, maxBins: T, maxNeurons: 16 };
 const regions = Array.from({ length: N }, (_, n) => ['CA1', 'LP', 'VISp'][n % 3]);
 
-function build(config: Record<string, unknown> = {}, sessions = [{ sessionId: 's1', nNeurons: N, nBins: T }], seed = 1): Ndt2Model {
+function build(config: Record<string, unknown> = {}, sessions: SessionSpec[] = [{ sessionId: 's1', nNeurons: N, nBins: T }], seed = 1): Ndt2Model {
   return ndt2Architecture.build({ ...tiny, ...config }, { sessions, seed }) as Ndt2Model;
 }
 
