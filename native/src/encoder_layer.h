@@ -29,12 +29,38 @@ struct Alea {
 };
 
 // mask[i] = floor(float(u_i) + keep) / keep as float32, i.e. 1/keep or 0: tf.dropout's multiplier.
+// Alea's state values are multiples of 2^-32 (Mash returns 32-bit fractions) and every value it
+// computes stays exact in double precision: t = (2091639 x + c) / 2^32 with x = s0 2^32 < 2^32,
+// numerator < 2^53. So Alea is the integer lag-3 multiply-with-carry generator
+//   v = 2091639 x[n-3] + c;  c = v >> 32;  x[n] = v mod 2^32;  u = x[n] / 2^32
+// and runs as such: a 2-cycle carry chain instead of the double path's ~20 (convert, floor, ...),
+// with the same values bit for bit. A state that is not of that form takes the double path.
 void alea_mask(Alea st, float keep, float* mask, long n) {
   const float scale = 1.0f / keep;
+  const double two32 = 4294967296.0;
+  const double d0 = st.s0 * two32, d1 = st.s1 * two32, d2 = st.s2 * two32;
+  const bool exact = d0 == (double)(uint64_t)d0 && d1 == (double)(uint64_t)d1 && d2 == (double)(uint64_t)d2 && st.c == (double)(uint64_t)st.c &&
+                     d0 < two32 && d1 < two32 && d2 < two32 && st.c < 2091639.0;
+  if (exact) {
+    uint32_t scale_bits;
+    __builtin_memcpy(&scale_bits, &scale, 4);
+    uint64_t x0 = (uint64_t)d0, x1 = (uint64_t)d1, x2 = (uint64_t)d2, c = (uint64_t)st.c;
+    for (long i = 0; i < n; i++) {
+      const uint64_t v = 2091639ULL * x0 + c;
+      c = v >> 32;
+      x0 = x1;
+      x1 = x2;
+      x2 = v & 0xffffffffULL;
+      const float u = (float)((double)(int64_t)x2 * 2.3283064365386963e-10);
+      // Branch-free select: keep/drop is random, a branch would mispredict a third of the time.
+      const uint32_t bits = (0u - (uint32_t)(u + keep >= 1.0f)) & scale_bits;
+      __builtin_memcpy(mask + i, &bits, 4);
+    }
+    return;
+  }
   for (long i = 0; i < n; i++) {
     const float u = (float)st.next();
-    const float s = u + keep;
-    mask[i] = s >= 1.0f ? scale : 0.0f;
+    mask[i] = u + keep >= 1.0f ? scale : 0.0f;
   }
 }
 
@@ -212,6 +238,14 @@ enum LayerBwd {
 
 void layer_forward(const LayerDims& L, float** p) {
   const long R = L.R(), D = L.D, F = L.F;
+  if (L.dropout) {
+    // The three draws are independent streams: one task each, on the pool's threads at once.
+    g.pool->run(3, [&](int task, int) {
+      if (task == 0) alea_mask(L.alea[0], L.keep, p[F_M1], R * D);
+      if (task == 1) alea_mask(L.alea[1], L.keep, p[F_M2], R * F);
+      if (task == 2) alea_mask(L.alea[2], L.keep, p[F_M3], R * D);
+    });
+  }
   layer_norm(p[F_X], p[F_G1], p[F_BE1], p[F_H1], p[F_MEAN1], p[F_RSTD1], R, D, L.eps);
   gemm_c((int)R, (int)(3 * D), (int)D, p[F_H1], false, p[F_WQKV], false, p[F_QKV]);
   add_bias(p[F_QKV], p[F_BQKV], R, 3 * D);
@@ -220,7 +254,6 @@ void layer_forward(const LayerDims& L, float** p) {
   gemm_c((int)R, (int)D, (int)D, p[F_CTX], false, p[F_WO], false, a);
   add_bias(a, p[F_BO], R, D);
   if (L.dropout) {
-    alea_mask(L.alea[0], L.keep, p[F_M1], R * D);
     ew(isa_base::B_MUL, a, p[F_M1], a, R * D);
   }
   ew(isa_base::B_ADD, p[F_X], a, p[F_X1], R * D);
@@ -238,14 +271,12 @@ void layer_forward(const LayerDims& L, float** p) {
     });
   }
   if (L.dropout) {
-    alea_mask(L.alea[1], L.keep, p[F_M2], R * F);
     ew(isa_base::B_MUL, p[F_UD], p[F_M2], p[F_UD], R * F);
   }
   float* m = scratch(1, (size_t)R * D);
   gemm_c((int)R, (int)D, (int)F, p[F_UD], false, p[F_W2], false, m);
   add_bias(m, p[F_B2], R, D);
   if (L.dropout) {
-    alea_mask(L.alea[2], L.keep, p[F_M3], R * D);
     ew(isa_base::B_MUL, m, p[F_M3], m, R * D);
   }
   ew(isa_base::B_ADD, p[F_X1], m, p[F_Y], R * D);
