@@ -23,10 +23,17 @@ export const simulateParams = z.object({
   gridWindowS: z.tuple([z.number(), z.number()]).default([D.gridWindowS[0], D.gridWindowS[1]]).describe('window of the true-rate grid around stimOn_times, seconds'),
   couplingStrength: z.number().min(0).default(D.couplingStrength).describe('scale of the lagged drive from one region to the next (0: regions independent)'),
   couplingLagMs: z.number().positive().default(D.couplingLagMs).describe('lag of the inter-region drive, ms'),
-  medianRateHz: z.number().positive().default(D.medianRateHz).describe('median firing rate across neurons, Hz (log-normal)'),
-  sparseFraction: z.number().min(0).max(1).default(D.sparseFraction).describe('fraction of very sparse units (0.02-0.4 Hz)'),
-  goodFraction: z.number().min(0).max(1).default(D.goodFraction).describe('fraction of units the spike sorter labels good'),
+  medianRateHz: z.number().positive().default(D.medianRateHz).describe("median of the log-normal main component of the firing rates, Hz, before each region's factor (thalamus faster, cortex slower)"),
+  rateLogSd: z.number().min(0).default(D.rateLogSd).describe('standard deviation of ln(rate) in the main component'),
+  sparseFraction: z.number().min(0).max(1).default(D.sparseFraction).describe("fraction of low-rate units, log-uniform in 0.03-3 Hz times the region's factor"),
+  goodFraction: z.number().min(0).max(1).default(D.goodFraction).describe('fraction of units the spike sorter labels good (label 1); it varies with the rate as in real recordings'),
   voidUnits: z.number().int().min(0).default(D.voidUnits).describe('units placed above the brain surface (Allen id 0)'),
+  refractoryMs: z
+    .tuple([z.number().min(0), z.number().min(0)])
+    .default([D.refractoryMs[0], D.refractoryMs[1]])
+    .refine(([a, b]) => a <= b, 'refractoryMs: [min, max] with min <= max')
+    .describe('absolute refractory period per unit, drawn in [min, max] ms, then a 2.5 ms recovery; [0, 0]: Poisson spikes'),
+  slowGain: z.number().min(0).default(D.slowGain).describe("scale of the units' loadings on a slow brain-wide latent (arousal-like fluctuations over seconds); 0 switches it off"),
   wheelHz: z.number().positive().default(D.wheelHz).describe('sampling rate of the wheel position, Hz'),
   cameraHz: z.number().positive().default(D.cameraHz).describe('frame rate of the camera giving whisker motion energy, Hz'),
   sharedDynamics: z

@@ -61,7 +61,8 @@ test('task: blocks, timing order, reaction times mostly inside the reference fil
     assert.is(t.feedbackType[i], (t.choice[i] === 1) === Number.isFinite(t.contrastLeft[i]) ? 1 : -1);
     assert.ok(Number.isFinite(t.contrastLeft[i]) !== Number.isFinite(t.contrastRight[i]));
   }
-  assert.ok(inside / 600 > 0.85 && outside > 5 && nogo >= 1, `inside ${inside}, outside ${outside}, no-go ${nogo}`);
+  // About 72 % inside: 22.8 % of first movements come under 80 ms (as in the IBL brain-wide map), ~4 % after 2 s, ~1 % no-go.
+  assert.ok(inside / 600 > 0.65 && outside > 5 && nogo >= 1, `inside ${inside}, outside ${outside}, no-go ${nogo}`);
 });
 
 test('neurons: 3-6 regions, sparse units, void units, rates and anatomy consistent', () => {
