@@ -11,7 +11,8 @@ import * as maskTypes from '../core/masking/types.ts';
 import type { BinnedSession, Split } from '../core/payloads.ts';
 import { writeBinnedSessionFolder } from '../stages/write-binned-session.ts';
 import {
-  PEER_SCRIPT, SYSTEM_PYTHON, TASKS, VENV_PYTHON, dataPins, findPeerPython, nodeSeed, peerEnv, peerRecipe, runPeer, scienceGraph, spread, type PeerRecipe,
+  PEER_SCRIPT, SYSTEM_PYTHON, TASKS, VENV_PYTHON, dataPins, findPeerPython, nodeSeed, peerEnv, peerRecipe, replayStepParity, runPeer, scienceGraph, spread, writeStepParity,
+  type PeerRecipe,
 } from './science.ts';
 
 /** A Python with torch for the peer, or undefined (tests that need it then skip, saying so). */
@@ -161,8 +162,8 @@ function tinySession(): BinnedSession {
 }
 
 const TINY_RECIPE = (mode: string): PeerRecipe => ({
-  sampler: { mode, epochs: 2, batchSize: 4, shuffle: true, dropLast: false, sessionBalance: 'proportional', maxTrials: 0, regionLevel: 'acronym', ratios: { temporal: 0.3, neuron: 0.3, causal: 0.6, intraRegion: 0.3 }, timeShape: { span: 1, forecast: 0 } },
-  train: { learningRate: 0.003, weightDecay: 0.01, warmupFraction: 0.15, clipNorm: 1, prompts: 'auto', sessionTokens: 'auto' },
+  sampler: { mode, epochs: 2, batchSize: 4, shuffle: true, dropLast: false, sessionBalance: 'proportional', maxTrials: 0, regionLevel: 'acronym', ratios: { temporal: 0.3, neuron: 0.3, causal: 0.6, intraRegion: 0.3 }, timeShape: { span: 2, forecast: 0.3 } },
+  train: { learningRate: 0.003, weightDecay: 0.01, warmupFraction: 0.15, clipNorm: 1, prompts: 'auto', sessionTokens: 'auto', readoutInit: mode === 'temporal' ? 'meanCounts' : 'default' },
   model: { dModel: 16, layers: 1, heads: 2, mlpDim: 32, dropout: 0.2, attentionDropout: 0, embedDropout: 0.2, embedHiddenFactor: 2, maxBins: 100 },
   evaluate: { forwardPredictionBins: 5, regionLevel: 'acronym' },
 });
@@ -205,5 +206,20 @@ for (const scheme of ['mtm', 'temporal']) {
     }
   });
 }
+
+test('the peer replays mtm-flow training steps from the same weights with the same losses and gradient norms', async () => {
+  if (!peerPython) {
+    console.log('SKIP: no Python with torch (run bash bench/setup-peer.sh): steps not replayed');
+    return;
+  }
+  const dir = join(tempDir('mtm-science-'), 'steps');
+  await writeStepParity(dir, { steps: 10 });
+  const r = replayStepParity(peerPython, dir);
+  assert.is(r.steps, 10);
+  assert.ok(r.maxLossRelDiff < 1e-4, `loss relative difference ${r.maxLossRelDiff}`);
+  assert.ok(r.maxGradNormRelDiff < 1e-4, `gradient norm relative difference ${r.maxGradNormRelDiff}`);
+  assert.ok(r.maxFinalWeightAbsDiff < 1e-2, `final weights differ by up to ${r.maxFinalWeightAbsDiff}`);
+  assert.ok(r.clippedSteps >= 1, 'clipping exercised');
+});
 
 test.run();

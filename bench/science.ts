@@ -15,7 +15,7 @@
 //    versions, machine and wall times. Also the oracle bits/spike of both sides, which must agree:
 //    it checks that both read the same trials, split and scored entries with the same formula.
 //
-// Usage: npm run bench -- science                      (the quickstart's budget, 3 seeds)
+// Usage: npm run bench -- science                      (the quickstart's budget, 5 seeds)
 //        node --import tsx bench/science.ts [--epochs N] [--seeds 1,2,3] [--schemes mtm,temporal]
 //          [--one-session <ONE session folder or eid>]... [--one-cache DIR] [--work DIR]
 //          [--out FILE] [--python PATH] [--threads N] [--quick]
@@ -30,7 +30,16 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
-import { hashString } from '../core/rng.ts';
+import { createRng, hashString } from '../core/rng.ts';
+import { sampleMask, applyMask } from '../core/masking/masking.ts';
+import type { MaskedBatch } from '../core/masking/types.ts';
+import { writeNpy } from '../core/io/npy.ts';
+import { initBackend } from '../core/tensor/backend.ts';
+import { AdamW } from '../core/train/adamw.ts';
+import { saveModelFolder } from '../core/train/checkpoint.ts';
+import { oneCycleLr } from '../core/train/schedule.ts';
+import { trainStep } from '../core/train/step.ts';
+import { ndt1Architecture } from '../plugins/ndt1/architecture.ts';
 import { ndt1ConfigSchema } from '../plugins/ndt1/model.ts';
 
 const here = import.meta.dirname;
@@ -102,6 +111,15 @@ const SAMPLER_KNOWN = new Set([
 ]);
 const TRAIN_KNOWN = new Set(['architecture', 'config', 'learningRate', 'weightDecay', 'warmupFraction', 'clipNorm', 'patience', 'prompts', 'sessionTokens', 'init', 'trainScope', 'label']);
 
+/**
+ * How train-model initialises NDT1's readout: from each neuron's mean training count when it
+ * hands the model SessionSpec.meanCounts (read from its source: the trainer decides, not the
+ * graph), else the Linear default.
+ */
+export function readoutInit(): 'meanCounts' | 'default' {
+  return /trainingMeanCounts\(/.test(readFileSync(join(root, 'stages', 'train-model.ts'), 'utf8')) ? 'meanCounts' : 'default';
+}
+
 export interface PeerRecipe {
   sampler: Record<string, unknown> & { mode: string; epochs: number; batchSize: number; ratios: Record<string, number>; timeShape: Record<string, number> };
   train: Record<string, unknown>;
@@ -143,7 +161,7 @@ export function peerRecipe(resolved: Graph, scheme: string): PeerRecipe {
       ratios: { temporal: Number(s.temporalRatio), neuron: Number(s.neuronRatio), causal: Number(s.causalRatio), intraRegion: Number(s.intraRegionRatio) },
       timeShape: { span: Number(s.timeSpan ?? 1), forecast: Number(s.causalForecast ?? 0) },
     },
-    train: { learningRate: t.learningRate, weightDecay: t.weightDecay, warmupFraction: t.warmupFraction, clipNorm: t.clipNorm, prompts: t.prompts, sessionTokens: t.sessionTokens },
+    train: { learningRate: t.learningRate, weightDecay: t.weightDecay, warmupFraction: t.warmupFraction, clipNorm: t.clipNorm, prompts: t.prompts, sessionTokens: t.sessionTokens, readoutInit: readoutInit() },
     model,
     evaluate: {
       split: e.split ?? 'test', forwardPredictionBins: e.forwardPredictionBins, regionLevel: e.regionLevel, maxLeftOutNeurons: e.maxLeftOutNeurons,
@@ -229,8 +247,11 @@ export interface PeerResult {
 }
 
 /** Runs torch_science.py and returns its result line. */
-export function runPeer(python: string, folders: string[], recipe: PeerRecipe, seed: number, o: { threads?: number; timeoutMs?: number; quiet?: boolean; outFile?: string } = {}): Promise<PeerResult> {
-  const args = [PEER_SCRIPT, '--recipe', JSON.stringify(recipe), '--seed', String(seed), '--threads', String(o.threads ?? 1), ...(o.quiet ? ['--quiet'] : []), ...(o.outFile ? ['--out', o.outFile] : []), ...folders];
+export function runPeer(python: string, folders: string[], recipe: PeerRecipe, seed: number, o: { threads?: number; timeoutMs?: number; quiet?: boolean; outFile?: string; loadMtmFlow?: string } = {}): Promise<PeerResult> {
+  const args = [
+    PEER_SCRIPT, '--recipe', JSON.stringify(recipe), '--seed', String(seed), '--threads', String(o.threads ?? 1), ...(o.quiet ? ['--quiet'] : []), ...(o.outFile ? ['--out', o.outFile] : []),
+    ...(o.loadMtmFlow ? ['--load-mtm-flow', o.loadMtmFlow] : []), ...folders,
+  ];
   return new Promise((resolvePromise, reject) => {
     const child = spawn(python, args, { env: peerEnv(o.threads ?? 1), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -257,6 +278,7 @@ export function runPeer(python: string, folders: string[], recipe: PeerRecipe, s
 
 interface MtmRun {
   seed: number;
+  git: { commit: string; modified: string[] };
   dir: string;
   wallS: number;
   /** values per scheme label, per session, as the evaluate node recorded them. */
@@ -268,6 +290,7 @@ interface MtmRun {
 function runMtm(graphFile: string, dir: string, seed: number, sets: string[]): MtmRun {
   const args = [join(root, 'bin', 'mtm.js'), 'run', graphFile, '--out', dir, '--seed', String(seed), ...sets.flatMap((s) => ['--set', s])];
   log(`mtm-flow seed ${seed}: node ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`);
+  const git = gitState();
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, { cwd: root, env: { ...process.env, CI: '1' }, encoding: 'utf8', maxBuffer: 1 << 28 });
   const wallS = (performance.now() - t0) / 1000;
@@ -285,7 +308,7 @@ function runMtm(graphFile: string, dir: string, seed: number, sets: string[]): M
     }
   }
   const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { backend?: string };
-  return { seed, dir, wallS, values, history, backend: run.backend ?? 'unknown' };
+  return { seed, git, dir, wallS, values, history, backend: run.backend ?? 'unknown' };
 }
 
 /** md5 of every file of each binned session folder, by folder name. */
@@ -300,6 +323,87 @@ export function hashFolders(parent: string): Record<string, string> {
     out[name] = h.digest('hex');
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step parity: mtm-flow's own training steps, replayed by the peer from the same weights.
+
+export interface StepParity {
+  steps: number;
+  maxLossRelDiff: number;
+  maxGradNormRelDiff: number;
+  maxFinalWeightAbsDiff: number;
+  maxFinalWeightAbs: number;
+  clippedSteps: number;
+  torchVersion: string;
+}
+
+/**
+ * Runs `steps` mtm-flow training steps (trainStep: forward, Poisson NLL, gradients, clipping,
+ * AdamW at the one-cycle rate) on an NDT1 over two small sessions with session and prompt tokens,
+ * MtM masks from core/masking, dropout off, and writes what the peer needs to replay them: the
+ * initial and final weights (model folders), each step's batch (.npy), mode and rate, and
+ * mtm-flow's loss and gradient norm per step (steps.json).
+ */
+export async function writeStepParity(dir: string, o: { steps?: number; clipNorm?: number; seed?: number } = {}): Promise<void> {
+  await initBackend();
+  const steps = o.steps ?? 16;
+  const clipNorm = o.clipNorm ?? 0.5;
+  const rng = createRng(o.seed ?? 17);
+  const T = 24;
+  const layouts = [
+    { sessionId: 'parity-a', regions: ['CA1', 'CA1', 'CA1', 'CA1', 'LP', 'LP', 'LP', 'PO', 'PO', 'PO', 'PO', 'PO'] },
+    { sessionId: 'parity-b.2', regions: ['DG', 'DG', 'VPM', 'VPM', 'VPM', 'VPM', 'MOs', 'MOs', 'MOs'] },
+  ];
+  const specs = layouts.map((l) => ({ sessionId: l.sessionId, nNeurons: l.regions.length, nBins: T, regions: l.regions }));
+  const config = { dModel: 16, layers: 2, heads: 2, mlpDim: 32, dropout: 0, embedDropout: 0, attentionDropout: 0, promptTokens: true, sessionTokens: true };
+  const model = ndt1Architecture.build(config, { sessions: specs, seed: o.seed ?? 17 });
+  const opt = new AdamW({ weightDecay: 0.01 });
+  mkdirSync(dir, { recursive: true });
+  await saveModelFolder(join(dir, 'init'), model, { trainedModes: [] });
+  const record: { session: number; mode: string; causal: boolean; lr: number }[] = [];
+  const losses: number[] = [];
+  const gradNorms: number[] = [];
+  try {
+    for (let i = 0; i < steps; i++) {
+      const si = i % layouts.length;
+      const spec = specs[si];
+      const shape = { trials: 4, bins: T, neurons: spec.nNeurons };
+      const target = new Int32Array(shape.trials * T * spec.nNeurons);
+      for (let e = 0; e < target.length; e++) target[e] = rng.poisson(0.3 + 0.5 * ((e % spec.nNeurons) / spec.nNeurons) * (1 + Math.sin(Math.floor(e / spec.nNeurons) / 4)));
+      // Scheme mtm, with the first steps forced through every mode so each is replayed.
+      const scheme = i < 4 ? (['neuron', 'causal', 'inter-region', 'intra-region'] as const)[i] : 'mtm';
+      const draw = sampleMask(shape, spec.regions, scheme, rng);
+      const batch = {
+        kind: 'masked-batch', sessionId: spec.sessionId, split: 'train', epoch: 0, epochs: 1, batchIndex: i, batchesInEpoch: steps,
+        trialIndex: new Int32Array(shape.trials), shape, binSizeMs: 20, input: applyMask(target, draw.masked), target, lossMask: draw.lossMask, masked: draw.masked,
+        mode: draw.mode, causal: draw.causal, regions: spec.regions,
+      } as MaskedBatch;
+      const lr = oneCycleLr(i, { peak: 0.01, totalSteps: steps, warmupFraction: 0.15 });
+      const r = await trainStep(model, opt, batch, { lr, clipNorm, dropoutSeed: i });
+      if (!r.ok) throw new Error(`step parity: step ${i} gave loss ${r.loss}, gradient norm ${r.gradNorm}`);
+      losses.push(r.loss);
+      gradNorms.push(r.gradNorm);
+      record.push({ session: si, mode: draw.mode, causal: draw.causal, lr });
+      const dims = [shape.trials, T, spec.nNeurons];
+      await writeNpy(join(dir, `step${i}-input.npy`), batch.input, dims);
+      await writeNpy(join(dir, `step${i}-target.npy`), target, dims);
+      await writeNpy(join(dir, `step${i}-loss.npy`), Float32Array.from(draw.lossMask), dims);
+    }
+    await saveModelFolder(join(dir, 'final'), model, { trainedModes: [] });
+  } finally {
+    model.dispose();
+    opt.dispose();
+  }
+  writeFileSync(join(dir, 'steps.json'), JSON.stringify({ sessions: specs, config, weightDecay: 0.01, clipNorm, steps: record, losses, gradNorms }, null, 1));
+}
+
+/** The peer replays a writeStepParity folder; returns its comparison. */
+export function replayStepParity(python: string, dir: string): StepParity {
+  const r = spawnSync(python, [PEER_SCRIPT, '--replay', dir], { env: peerEnv(1), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`torch_science.py --replay failed (exit ${r.status}):\n${r.stderr.slice(-3000)}`);
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  return JSON.parse(line ?? '{}') as StepParity;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,7 +491,7 @@ function parseArgs(argv: string[]): Options {
     o.epochs ??= 3;
     if (!o.seeds.length) o.seeds = [1, 2];
   }
-  if (!o.seeds.length) o.seeds = [1, 2, 3];
+  if (!o.seeds.length) o.seeds = [1, 2, 3, 4, 5];
   if (o.epochs !== undefined && !(Number.isInteger(o.epochs) && o.epochs >= 1)) throw new Error(`epochs must be a positive integer, got ${o.epochs}`);
   if (o.seeds.some((s) => !Number.isInteger(s))) throw new Error(`seeds must be integers, got ${o.seeds.join(',')}`);
   for (const s of o.schemes) if (!SCHEME_NODES[s]) throw new Error(`unknown scheme ${s} (the quickstart trains ${Object.keys(SCHEME_NODES).join(', ')})`);
@@ -449,6 +553,32 @@ async function main(): Promise<void> {
       log(`peer ${scheme} seed ${seed}: train ${round(r.wallS.train, 1)} s, evaluate ${round(r.wallS.evaluate, 1)} s; ${TASKS.map((t) => `${t} ${round(r.mean[t] ?? NaN)}`).join(' ')}`);
     }
   }
+
+  // Parity checks. Same weights: the peer evaluates each mtm-flow model with its weights; its
+  // bits/spike must equal mtm-flow's to float32 rounding (forward pass and evaluation ported
+  // exactly). Step parity: the peer replays mtm-flow's own training steps from its weights.
+  const sameWeights: Record<string, { maxAbsDiff: number; seeds: number[] }> = {};
+  for (const scheme of o.schemes) {
+    let worst = 0;
+    for (const run of runs) {
+      const dir = join(run.dir, 'artifacts', SCHEME_NODES[scheme].train, 'best');
+      const r = await runPeer(peer.python, folders, recipes[scheme], run.seed, { threads: o.threads, quiet: true, loadMtmFlow: dir });
+      for (const [sid, tasks] of Object.entries(r.evaluation)) {
+        for (const task of TASKS) {
+          const ours = run.values[scheme]?.[sid]?.[`${TASK_KEY[task]}_bps`];
+          const theirs = tasks[task]?.bps;
+          if (typeof ours === 'number' && typeof theirs === 'number') worst = Math.max(worst, Math.abs(ours - theirs));
+          else if ((typeof ours === 'number') !== (typeof theirs === 'number')) worst = Infinity;
+        }
+      }
+    }
+    sameWeights[scheme] = { maxAbsDiff: worst, seeds: runs.map((r) => r.seed) };
+    log(`same weights, ${scheme}: max |bps difference| ${worst.toExponential(2)}`);
+  }
+  const parityDir = join(work, 'step-parity');
+  await writeStepParity(parityDir);
+  const stepParity = replayStepParity(peer.python, parityDir);
+  log(`step parity: ${stepParity.steps} steps, loss rel. diff ${stepParity.maxLossRelDiff.toExponential(2)}, grad norm rel. diff ${stepParity.maxGradNormRelDiff.toExponential(2)}`);
 
   // Results.
   const results: Record<string, Record<string, unknown>> = {};
@@ -536,12 +666,16 @@ async function main(): Promise<void> {
     perSession,
     training,
     checks: {
+      sameWeightsBpsMaxAbsDiff: sameWeights,
+      sameWeightsNote: 'the peer evaluates every mtm-flow model (its best checkpoint) with the port: equal bits/spike means the forward pass, prompts, causal attention and the four tasks are the same computation',
+      stepParity,
+      stepParityNote: 'the peer replays mtm-flow training steps (trainStep: Poisson NLL, gradients, global-norm clipping, AdamW with one global step count, one-cycle rate) from the same weights on the same masked batches of two sessions, every MtM mode, dropout off',
       sameBinnedSessionsEverySeed: sameData.every((x) => x.identical),
       oracleBpsMaxAbsDiff: oracleMaxAbsDiff,
       note: 'the oracle scores the simulator\'s true rates on the entries each task scored: equal on both sides means the same trials, split, neurons, regions, masks and bits/spike formula',
     },
     peer: { torchVersion: peer.torchVersion, python: peer.python, pythonVersion: peer.pythonVersion, source: peer.source, threads: p0?.threads, numpy: p0?.python.numpy, optimizer: 'mtm-flow\'s AdamW (one global step count), ported' },
-    mtmFlow: { git, backend: first.backend, command: `node bin/mtm.js run <work>/science-quickstart.yaml --seed <k> ${sets.map((s) => `--set ${s}`).join(' ')}`.replace(work, '<work>') },
+    mtmFlow: { git, gitPerSeed: runs.map((r) => ({ seed: r.seed, ...r.git })), backendPerSeed: runs.map((r) => r.backend), backend: first.backend, command: `node bin/mtm.js run <work>/science-quickstart.yaml --seed <k> ${sets.map((s) => `--set ${s}`).join(' ')}`.replace(work, '<work>') },
     machine: { ...machine(), loadAverage: { start: loadStart.map((x) => round(x, 2)), end: loadavg().map((x) => round(x, 2)), max1min: round(Math.max(...loads.map((l) => l[0])), 2), samples: loads.length } },
     wallS: {
       total: round((performance.now() - started) / 1000, 1),

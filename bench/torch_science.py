@@ -364,6 +364,33 @@ class AdamW:
                 p.mul_(decay).addcdiv_(m, v.sqrt().div_(sqrt_bc2).add_(self.eps), value=-step_size)
 
 
+def train_step(model, params, opt, x, y, m, session, mode, causal, lr, clip):
+    """Forward, backward, global-norm clipping and one AdamW update (core/train/step.ts trainStep);
+    returns the loss and the gradient norm. Nothing is updated when either is not finite."""
+    import torch
+
+    for p in params:
+        p.grad = None
+    loss = poisson_nll(model(x, session, mode, causal), y, m)
+    loss.backward()
+    present = [p for p in params if p.grad is not None]  # a weight the batch does not reach has none
+    norm = float(torch.sqrt(sum((p.grad * p.grad).sum() for p in present)))
+    lv = float(loss.detach())
+    if not (math.isfinite(lv) and math.isfinite(norm)):
+        return lv, norm
+    scale = clip / (norm + 1e-6) if clip > 0 and norm > clip else 1.0
+    if isinstance(opt, AdamW):
+        opt.apply(present, lr, scale)
+    else:
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if scale != 1.0:
+            for p in present:
+                p.grad.mul_(scale)
+        opt.step()
+    return lv, norm
+
+
 def poisson_nll(log_rates, target, loss_mask):
     """Mean over scored entries of exp(x) - y x."""
     per_entry = log_rates.exp() - target * log_rates
@@ -394,6 +421,14 @@ def train(sessions, recipe, seed, log):
     if "sessionTokens" not in c:
         c["sessionTokens"] = len(sessions) > 1 if tr.get("sessionTokens", "auto") == "auto" else bool(tr["sessionTokens"])
     model = Ndt1(c, sessions)
+    if tr.get("readoutInit", "default") == "meanCounts":
+        # Each neuron's readout bias at the log of its mean count per bin over the training
+        # trials, a silent neuron at half a spike over them (core/architecture.ts trainingMeanCounts).
+        with torch.no_grad():
+            for s, st in zip(sessions, model.stitchers):
+                rows = s.rows["train"]
+                sums = s.counts[rows].reshape(-1, s.n_neurons).sum(0).astype(np.float64)
+                st.readout.bias.copy_(torch.from_numpy(np.log(np.maximum(sums, 0.5) / (len(rows) * s.n_bins)).astype(np.float32)))
     params = [p for p in model.parameters()]
     n_params = sum(p.numel() for p in params)
     if tr.get("optimizer", "mtm") == "torch":
@@ -435,25 +470,9 @@ def train(sessions, recipe, seed, log):
             trained_modes.add(b["mode"])
             lr = one_cycle_lr(step, tr["learningRate"], total_steps, tr["warmupFraction"])
             x, y, m = tensors(b)
-            for p in params:
-                p.grad = None
-            loss = poisson_nll(model(x, si, b["mode"], b["causal"]), y, m)
-            loss.backward()
-            present = [p for p in params if p.grad is not None]
-            norm = float(torch.sqrt(sum((p.grad * p.grad).sum() for p in present)))
-            lv = float(loss)
+            lv, norm = train_step(model, params, opt, x, y, m, si, b["mode"], b["causal"], lr, clip)
             if not (math.isfinite(lv) and math.isfinite(norm)):
                 raise SystemExit(f"loss {lv} / gradient norm {norm} at epoch {epoch + 1}, step {step + 1}")
-            scale = clip / (norm + 1e-6) if clip > 0 and norm > clip else 1.0
-            if isinstance(opt, AdamW):
-                opt.apply(present, lr, scale)
-            else:
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                if scale != 1.0:
-                    for p in present:
-                        p.grad.mul_(scale)
-                opt.step()
             n = float(m.sum())
             loss_sum += lv * n
             scored_sum += n
@@ -473,6 +492,98 @@ def train(sessions, recipe, seed, log):
     model.eval()
     return model, {"config": c, "params": n_params, "best": best, "history": history, "trainedModes": sorted(trained_modes),
                    "batchesPerEpoch": per_epoch, "steps": step, "seconds": time.perf_counter() - started}
+
+
+def load_mtm_flow(folder, sessions):
+    """An mtm-flow model folder (model.json + weights.bin, tfjs layout) as this port's model:
+    the same config, each weight by its stable name (Linear weights are [in, out] there)."""
+    import torch
+    from urllib.parse import quote
+
+    Ndt1 = build_model_classes()
+    with open(os.path.join(folder, "model.json")) as f:
+        spec = json.load(f)
+    topo, meta = spec["modelTopology"], spec.get("userDefinedMetadata", {})
+    if topo.get("architecture") != "ndt1":
+        raise SystemExit(f"{folder}: architecture {topo.get('architecture')}, not ndt1")
+    model = Ndt1(dict(topo["config"]), sessions)
+    blob = open(os.path.join(folder, spec["weightsManifest"][0]["paths"][0]), "rb").read()
+    values, offset = {}, 0
+    for group in spec["weightsManifest"]:
+        for w in group["weights"]:
+            if w["dtype"] != "float32":
+                raise SystemExit(f"{folder}: weight {w['name']} is {w['dtype']}")
+            n = int(np.prod(w["shape"])) if w["shape"] else 1
+            values[w["name"]] = np.frombuffer(blob, dtype="<f4", count=n, offset=offset).reshape(w["shape"])
+            offset += 4 * n
+
+    def key(sid):  # plugins/ndt1/model.ts sessionKey
+        return "sessions." + quote(sid, safe="-_.!~*'()").replace(".", "%2E")
+
+    names = {"position": model.position, "finalNorm.weight": model.final_norm.weight, "finalNorm.bias": model.final_norm.bias}
+    if model.prompts is not None:
+        names["prompts"] = model.prompts
+    for i, layer in enumerate(model.layers):
+        for ours, mod in (("ln1", layer.ln1), ("ln2", layer.ln2), ("attn.qkv", layer.attn.qkv), ("attn.out", layer.attn.out), ("mlp.fc1", layer.fc1), ("mlp.fc2", layer.fc2)):
+            names[f"encoder.{i}.{ours}.weight"] = mod.weight
+            names[f"encoder.{i}.{ours}.bias"] = mod.bias
+    for s, st in zip(sessions, model.stitchers):
+        for part in ("in1", "in2", "readout"):
+            names[f"{key(s.session_id)}.{part}.weight"] = getattr(st, part).weight
+            names[f"{key(s.session_id)}.{part}.bias"] = getattr(st, part).bias
+        if st.token is not None:
+            names[f"{key(s.session_id)}.token"] = st.token
+    missing = [k for k in names if k not in values]
+    if missing:
+        raise SystemExit(f"{folder}: no weights {', '.join(missing[:5])}")
+    with torch.no_grad():
+        for k, p in names.items():
+            v = torch.from_numpy(values[k].copy())
+            if p.dim() == 2 and k.endswith(".weight") and not k.endswith("Norm.weight"):
+                v = v.t()  # Linear: [in, out] there, [out, in] here
+            if tuple(v.shape) != tuple(p.shape):
+                raise SystemExit(f"{folder}: weight {k} has shape {tuple(v.shape)}, the port expects {tuple(p.shape)}")
+            p.copy_(v)
+    model.eval()
+    return model, meta.get("trainedModes") or []
+
+
+def replay(folder):
+    """Replays training steps that mtm-flow ran (bench/science.ts writeStepParity): its initial
+    weights, its batches and learning rates, dropout off; compares the loss and gradient norm of
+    every step and the final weights with mtm-flow's."""
+    import types
+
+    import torch
+
+    with open(os.path.join(folder, "steps.json")) as f:
+        spec = json.load(f)
+    sessions = [types.SimpleNamespace(session_id=x["sessionId"], n_bins=x["nBins"], n_neurons=x["nNeurons"]) for x in spec["sessions"]]
+    model, _ = load_mtm_flow(os.path.join(folder, "init"), sessions)
+    final, _ = load_mtm_flow(os.path.join(folder, "final"), sessions)
+    model.train()  # dropout rates are 0 in this config: the train-mode pass is deterministic
+    params = list(model.parameters())
+    opt = AdamW(spec["weightDecay"])
+    losses, norms = [], []
+    for i, st in enumerate(spec["steps"]):
+        x, y, m = (torch.from_numpy(np.load(os.path.join(folder, f"step{i}-{k}.npy")).astype(np.float32)) for k in ("input", "target", "loss"))
+        lv, norm = train_step(model, params, opt, x, y, m, st["session"], st["mode"], st["causal"], st["lr"], spec["clipNorm"])
+        losses.append(lv)
+        norms.append(norm)
+    rel = lambda a, b: abs(a - b) / max(abs(b), 1e-12)  # noqa: E731
+    with torch.no_grad():
+        diffs = [float((p - q).abs().max()) for p, q in zip(model.parameters(), final.parameters())]
+        scale = max(float(q.abs().max()) for q in final.parameters())
+    return {
+        "steps": len(losses),
+        "losses": losses,
+        "gradNorms": norms,
+        "maxLossRelDiff": max(rel(a, b) for a, b in zip(losses, spec["losses"])),
+        "maxGradNormRelDiff": max(rel(a, b) for a, b in zip(norms, spec["gradNorms"])),
+        "maxFinalWeightAbsDiff": max(diffs),
+        "maxFinalWeightAbs": scale,
+        "clippedSteps": sum(1 for n in spec["gradNorms"] if n > spec["clipNorm"]),
+    }
 
 
 def round6(x):
@@ -518,6 +629,7 @@ def bits_per_spike(counts, predicted, scored, log_rates=True):
         "perNeuron": [None if not np.isfinite(v) else float(v) for v in per],
         "mean": float(per[ok].mean()) if ok.any() else None,
         "pooled": float(diff[ok].sum() / (spikes[ok].sum() * math.log(2))) if ok.any() else None,
+        "quantiles": {f"q{int(q * 100)}": float(np.quantile(per[ok], q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)} if ok.any() else None,
         "evaluatedNeurons": int(ok.sum()),
         "excludedNeurons": int(n_neurons - ok.sum()),
     }
@@ -592,7 +704,7 @@ def evaluate(model, sessions, recipe, trained_modes, batch_copies=256):
             if not np.isfinite(predicted[scored]).all():
                 raise SystemExit(f"{task}: non-finite log-rate predicted for session {s.session_id}")
             bps = bits_per_spike(counts, predicted, scored)
-            entry = {"mode": mode, "causal": causal, "bps": bps["mean"], "pooled": bps["pooled"],
+            entry = {"mode": mode, "causal": causal, "bps": bps["mean"], "pooled": bps["pooled"], "quantiles": bps["quantiles"],
                      "evaluated": bps["evaluatedNeurons"], "excluded": bps["excludedNeurons"],
                      "perNeuron": bps["perNeuron"], "seconds": time.perf_counter() - t0}
             if s.true_rates is not None:
@@ -624,6 +736,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--optimizer", choices=["mtm", "torch"], help="mtm: one global AdamW step count (mtm-flow's); torch: torch.optim.AdamW")
+    ap.add_argument("--load-mtm-flow", help="evaluate this trained mtm-flow model folder (its weights) instead of training: checks the port's forward pass and evaluation")
+    ap.add_argument("--replay", help="a folder of mtm-flow training steps (bench/science.ts writeStepParity): replay them, print the comparison and exit")
     ap.add_argument("--out", help="also write the JSON result here")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--mask-stats", help="JSON: {trials, bins, neurons, regions, schemes, draws, ratios?, timeShape?}: print masking statistics and exit (numpy only)")
@@ -631,6 +745,12 @@ def main():
 
     if a.mask_stats:
         print(json.dumps(mask_stats(json.loads(a.mask_stats))))
+        return
+    if a.replay:
+        import torch
+
+        torch.set_num_threads(a.threads)
+        print(json.dumps({"torchVersion": torch.__version__, **replay(a.replay)}))
         return
     if not a.sessions or not a.recipe:
         ap.error("session folders and --recipe are required")
@@ -653,7 +773,12 @@ def main():
     level = recipe.get("evaluate", {}).get("regionLevel", recipe["sampler"].get("regionLevel", "acronym"))
     sessions = [Session(f, level) for f in a.sessions]
     t0 = time.perf_counter()
-    model, info = train(sessions, recipe, a.seed, log)
+    if a.load_mtm_flow:
+        model, modes = load_mtm_flow(a.load_mtm_flow, sessions)
+        info = {"config": model.c, "params": sum(p.numel() for p in model.parameters()), "best": None, "history": [], "trainedModes": modes,
+                "batchesPerEpoch": None, "steps": 0, "seconds": 0.0}
+    else:
+        model, info = train(sessions, recipe, a.seed, log)
     t1 = time.perf_counter()
     results = evaluate(model, sessions, recipe, info["trainedModes"])
     t2 = time.perf_counter()
@@ -670,6 +795,7 @@ def main():
         "threads": torch.get_num_threads(),
         "blas": blas_summary(),
         "optimizer": recipe["train"].get("optimizer", "mtm"),
+        "loadedFrom": a.load_mtm_flow,
         "recipe": recipe,
         "model": {"config": info["config"], "params": info["params"]},
         "sessions": [{"sessionId": s.session_id, "folder": s.folder, "trials": {k: int(len(v)) for k, v in s.rows.items()},
