@@ -142,6 +142,10 @@ test('bad sizes are refused with the field named', async () => {
     () => assert.unreachable('should fail'),
     (e: Error) => assert.match(e.message, /'neurons'/),
   );
+  await runStage(simulate, { ...SMALL, out: tempDir(), refractoryMs: [3, 1] }).then(
+    () => assert.unreachable('should fail'),
+    (e: Error) => assert.match(e.message, /refractoryMs/),
+  );
 });
 
 test.run();

@@ -131,6 +131,9 @@ function resolvedSizes(o: SimulateCacheOptions): SimSizes {
   range('regions', 1);
   if (s.neurons[0] < 3 * s.regions[1]) throw new Error(`simulator: 'neurons' minimum ${s.neurons[0]} is too small for ${s.regions[1]} regions (3 neurons each at least)`);
   if (!(s.simDtMs > 0 && s.stepMs > 0)) throw new Error('simulator: simDtMs and stepMs must be positive');
+  const [r0, r1] = s.refractoryMs;
+  if (!(r0 >= 0 && r1 >= r0)) throw new Error(`simulator: 'refractoryMs' must be [min, max] with 0 <= min <= max (got ${r0}, ${r1})`);
+  if (!(s.slowGain >= 0 && s.rateLogSd >= 0)) throw new Error("simulator: 'slowGain' and 'rateLogSd' must be >= 0");
   return s;
 }
 

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRng } from '../rng.ts';
 import { loadAllenRegions } from '../atlas/regions.ts';
-import { DEFAULT_SIZES, pRightward, simulateSession, simulateTrials, type SimSession, type SimSizes } from './model.ts';
+import { DEFAULT_SIZES, drawSpikes, pRightward, simulateSession, simulateTrials, type SimSession, type SimSizes } from './model.ts';
 
 const regions = await loadAllenRegions();
 const atlasIdOf = (a: string) => regions.idOf(a)!;
@@ -236,6 +236,20 @@ test('shared dynamics off is the default: the same bytes as a call without the o
   const s = simulateSession(7, small, atlasIdOf, { worldSeed: 0 });
   assert.equal(s.trials.stimOn_times, a.trials.stimOn_times, 'trials are the session\'s own either way');
   assert.not.equal(s.trueRates, a.trueRates, 'shared dynamics change the rates');
+});
+
+test('refractory spikes: no interval shorter than the dead time, and the mean rate is still the true rate', () => {
+  for (const [rate, dead] of [[10, 0.002], [40, 0.0015], [5, 0]] as const) {
+    const nSeg = 100000; // 500 s in 5 ms steps
+    const { times } = drawSpikes({ n: 1, rateHz: () => rate }, nSeg, 0.005, new Int32Array(1), new Int32Array(1), 1, createRng(3), Float64Array.of(dead));
+    const t = times[0];
+    const observed = t.length / (nSeg * 0.005);
+    assert.ok(Math.abs(observed / rate - 1) < 0.02, `rate ${rate} Hz, dead ${dead}: observed ${observed.toFixed(3)} Hz`);
+    let shortest = Infinity;
+    for (let i = 1; i < t.length; i++) shortest = Math.min(shortest, t[i] - t[i - 1]);
+    if (dead > 0) assert.ok(shortest >= dead - 1e-12, `shortest interval ${shortest}`);
+    else assert.ok(shortest < 0.0015, 'Poisson spikes without refractoriness have short intervals');
+  }
 });
 
 test.run();
