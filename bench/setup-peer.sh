@@ -6,7 +6,7 @@
 #
 # Usage: bash bench/setup-peer.sh [--force]
 #   PYTHON=python3.11 bash bench/setup-peer.sh    # interpreter to build the venv from
-# The peer runners (bench/torch-peer.ts) prefer bench/.venv/bin/python and fall back to
+# The peer runners (bench/torch-peer.ts, bench/science.ts) prefer bench/.venv/bin/python and fall back to
 # Debian's /usr/bin/python3 with python3-torch.
 set -euo pipefail
 
