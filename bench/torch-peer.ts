@@ -51,6 +51,8 @@ export interface PeerOptions {
 export interface TorchResult {
   trialsPerS: number;
   msPerStep: number;
+  /** Process CPU time per step (the work itself when the peer runs one thread). */
+  cpuMsPerStep?: number;
   params: number;
   torchVersion: string;
   /** Interpreter that ran (sys.executable) and where it came from. */
@@ -237,7 +239,7 @@ export function torchVersionOf(python: string): string {
 export interface BestPeer {
   best: TorchResult;
   variant: PeerVariant;
-  tried: Array<PeerVariant & { trialsPerS: number | null; error?: string }>;
+  tried: Array<PeerVariant & { trialsPerS: number | null; cpuMsPerStep?: number; error?: string }>;
 }
 
 /** Runs every peerVariants setting for one size and keeps the fastest (the fair peer). */
@@ -252,7 +254,7 @@ export async function bestTorchPeer(cfg: Partial<TorchConfig>, opts: PeerOptions
     try {
       const r = await runTorchPeer({ ...cfg, ...v }, { ...opts, python, install: false, log });
       r.pythonSource = source;
-      tried.push({ ...v, trialsPerS: r.trialsPerS });
+      tried.push({ ...v, trialsPerS: r.trialsPerS, cpuMsPerStep: r.cpuMsPerStep });
       log(`torch peer: threads ${v.threads} (BLAS ${v.blasThreads}), attention ${v.attention}: ${r.trialsPerS} trials/s`);
       if (!best || r.trialsPerS > best.r.trialsPerS) best = { r, v };
     } catch (e) {

@@ -219,14 +219,19 @@ def main():
     for i in range(a.warmup):
         step(i)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for i in range(a.steps):
         step(a.warmup + i)
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
 
     ms_per_step = 1000.0 * elapsed / a.steps
     print(json.dumps({
         "trialsPerS": round(a.batch * a.steps / elapsed, 3),
         "msPerStep": round(ms_per_step, 2),
+        # CPU time of the whole process per step: with one thread, the work itself, unaffected
+        # by other processes sharing the cores.
+        "cpuMsPerStep": round(1000.0 * cpu / a.steps, 2),
         "params": params,
         "torchVersion": torch.__version__,
         "python": sys.executable,

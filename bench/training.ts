@@ -109,6 +109,8 @@ interface MtmResult {
   threads: number;
   trialsPerS: number;
   msPerStep: number;
+  /** CPU time of this thread per step; the whole work only with one native thread (else null). */
+  cpuMsPerStep: number | null;
   steps: number;
   params: number;
   lossFirst: number;
@@ -145,8 +147,10 @@ async function measureMtm(size: Size, kernels: 'native' | 'builtin', nSteps: num
   try {
     for (let i = 0; i < warmup; i++) await step(i);
     const t0 = performance.now();
+    const c0 = native?.threadCpuMs() ?? 0;
     for (let i = 0; i < nSteps; i++) await step(warmup + i);
     const msPerStep = (performance.now() - t0) / nSteps;
+    const cpuMsPerStep = native && threads === 1 ? round((native.threadCpuMs() - c0) / nSteps, 1) : null;
     const profile = await profileKernels(() => step(warmup + nSteps), 15);
     result = {
       kernels,
@@ -154,6 +158,7 @@ async function measureMtm(size: Size, kernels: 'native' | 'builtin', nSteps: num
       threads,
       trialsPerS: round((1000 * size.batch) / msPerStep, 2),
       msPerStep: round(msPerStep, 1),
+      cpuMsPerStep,
       steps: nSteps,
       params: model.paramCount(),
       lossFirst: round(losses[0], 5),
@@ -242,6 +247,19 @@ for (const name of sizes) {
     [...new Set(peerTried.map((t) => `threads${t.threads}/${t.attention}`))].map((k) => [k, Math.max(...peerTried.filter((t) => `threads${t.threads}/${t.attention}` === k).map((t) => t.trialsPerS ?? 0))]),
   );
   const achieved = (m: MtmResult) => flops.step / (m.msPerStep / 1000) / 1e9;
+  // Load-independent view (the machine is shared): one thread each, CPU time per step.
+  const oursCpu = Math.min(...ours.map((m) => m.cpuMsPerStep ?? Infinity));
+  const torchCpu = Math.min(...peerTried.filter((t) => t.threads === 1 && t.cpuMsPerStep).map((t) => t.cpuMsPerStep!), Infinity);
+  const cpuView = Number.isFinite(oursCpu)
+    ? {
+        mtmCpuMsPerStep: oursCpu,
+        torchCpuMsPerStep: Number.isFinite(torchCpu) ? torchCpu : null,
+        trainVsTorchCpu: Number.isFinite(torchCpu) ? round(torchCpu / oursCpu, 3) : null,
+        mtmGflopsPerCore: round(flops.step / (oursCpu / 1000) / 1e9, 1),
+        mtmPeakFractionPerCore: peak ? round(flops.step / (oursCpu / 1000) / 1e9 / peak.fmaGflops1, 3) : null,
+        torchPeakFractionPerCore: peak && Number.isFinite(torchCpu) ? round(flops.step / (torchCpu / 1000) / 1e9 / peak.fmaGflops1, 3) : null,
+      }
+    : undefined;
   const gflops = (ms: number) => round(flops.step / (ms / 1000) / 1e9, 1);
   results[name] = {
     config: size,
@@ -258,6 +276,7 @@ for (const name of sizes) {
         }
       : torchError ? { error: torchError } : undefined,
     trainVsTorch: torch ? round(mtm.trialsPerS / torch.trialsPerS, 3) : null,
+    oneThreadCpu: cpuView,
     fusedVsUnfused: unfused ? round(mtm.trialsPerS / unfused.trialsPerS, 2) : undefined,
     nativeVsBuiltinKernels: builtin ? round(mtm.trialsPerS / builtin.trialsPerS, 2) : undefined,
     profile: mtm.profile,
@@ -289,7 +308,12 @@ await writeFileAtomic(a.out, JSON.stringify(out, null, 2) + '\n');
 log(`\nwrote ${a.out}`);
 if (peak) console.log(`peak ${peak.isa} ${peak.peakGflops} GFLOP/s (${peak.fmaGflops1} on one thread); GEMM ${peak.gemm.n}: ours ${JSON.stringify(peak.gemm.ours)} torch ${JSON.stringify(peak.gemm.torch ?? peak.gemm.torchError)}`);
 for (const name of sizes) {
-  const r = results[name] as { mtm: MtmResult & { gflops: number; peakFraction: number | null }; torch?: { trialsPerS?: number; peakFraction?: number }; trainVsTorch: number | null };
-  console.log(`${name.padEnd(10)} mtm ${r.mtm.trialsPerS} trials/s (${r.mtm.msPerStep} ms/step, ${r.mtm.gflops} GFLOP/s, ${r.mtm.peakFraction ?? '-'} of peak)  torch ${r.torch?.trialsPerS ?? '-'} trials/s (${r.torch?.peakFraction ?? '-'})  trainVsTorch ${r.trainVsTorch ?? '-'}`);
+  const r = results[name] as {
+    mtm: MtmResult & { gflops: number; peakFraction: number | null }; torch?: { trialsPerS?: number; peakFraction?: number }; trainVsTorch: number | null;
+    oneThreadCpu?: { mtmCpuMsPerStep: number; torchCpuMsPerStep: number | null; trainVsTorchCpu: number | null; mtmPeakFractionPerCore: number | null };
+  };
+  const c = r.oneThreadCpu;
+  console.log(`${name.padEnd(10)} mtm ${r.mtm.trialsPerS} trials/s (${r.mtm.msPerStep} ms/step, ${r.mtm.gflops} GFLOP/s, ${r.mtm.peakFraction ?? '-'} of peak)  torch ${r.torch?.trialsPerS ?? '-'} trials/s (${r.torch?.peakFraction ?? '-'})  trainVsTorch ${r.trainVsTorch ?? '-'}` +
+    (c ? `  | 1 thread CPU ms/step: mtm ${c.mtmCpuMsPerStep} torch ${c.torchCpuMsPerStep ?? '-'} ratio ${c.trainVsTorchCpu ?? '-'}, ${c.mtmPeakFractionPerCore ?? '-'} of one core's peak` : ''));
 }
 if (torchFailed) process.exitCode = 1;
