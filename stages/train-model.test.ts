@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ArchitectureContribution } from '../core/architecture.ts';
+import { trainingMeanCounts, type ArchitectureContribution } from '../core/architecture.ts';
 import type { BinnedSession, Metrics, ModelRef, NeuronInfo, Split } from '../core/payloads.ts';
 import type { MaskedBatch } from '../core/masking/types.ts';
 import { checkStageDescriptor } from '../core/registry.ts';
@@ -125,7 +125,8 @@ test('trains: one metrics item per epoch, the best model at the end, checkpoints
   const meta = JSON.parse(readFileSync(join(m.path, 'model.json'), 'utf8')).userDefinedMetadata;
   assert.is(meta.neurons.s2.length, 5, 'neuron layout of the sessions port is saved');
   assert.is(meta.neurons.s1[1].acronym, 'LP');
-  const seen = [...new Set(trainBatches.map((b) => b.mode))].sort();
+  // The modes of the batches the best checkpoint was trained on (epochs up to and including it).
+  const seen = [...new Set(trainBatches.filter((b) => b.epoch < m.epoch).map((b) => b.mode))].sort();
   assert.equal(meta.trainedModes, seen, 'the masking modes trained are saved for evaluation');
   // metrics.jsonl: one line per epoch, with the tensor count flat from epoch to epoch.
   assert.is(r.lines.length, 3);
@@ -250,7 +251,10 @@ test('fine-tuning: new session gets fresh weights, the saved model knows every s
   const start = await weightsOf(still.model[0].path);
   for (const [k, v] of Object.entries(before)) assert.ok(maxDiff(start[k], v) < 1e-6, `${k} starts from the pretrained value`);
   // Fresh: drawn as a model built from scratch with this seed would draw them, not pretrained ones.
-  const scratch = ndt1Architecture.build({ ...pretrainedRun.model[0].config }, { sessions: [{ sessionId: 's3', nNeurons: 4, nBins: T }], seed: 11 });
+  // The readout starts at the held-out session's own training means, as train-model sets it.
+  const trainRows = [...Array(heldOut.nTrials).keys()].filter((t) => heldOut.trials.split[t] === 'train');
+  const meanCounts = trainingMeanCounts(heldOut.counts, heldOut.nBins, heldOut.nNeurons, trainRows);
+  const scratch = ndt1Architecture.build({ ...pretrainedRun.model[0].config }, { sessions: [{ sessionId: 's3', nNeurons: 4, nBins: T, meanCounts }], seed: 11 });
   const scratchW = scratch.weights();
   for (const k of Object.keys(start).filter((x) => x.startsWith('sessions.s3.'))) assert.ok(maxDiff(start[k], scratchW[k].dataSync() as Float32Array) < 1e-6, k);
   scratch.dispose();
@@ -327,6 +331,16 @@ test('fine-tuning from a missing, foreign or mismatched model folder is an error
   json.modelTopology.architecture = 'ndt9';
   writeFileSync(join(foreign, 'model.json'), JSON.stringify(json));
   assert.match(await run({ init: foreign }), new RegExp(`${join(foreign, 'model.json')}: the model's architecture 'ndt9' is not registered`));
+});
+
+test('readout init: each neuron\'s readout bias starts at the log of its mean training count', async () => {
+  const still = await train({ learningRate: 1e-14 }, { train: ftTrain, val: ftVal, sessions: [heldOut] }, { seed: 5 });
+  const w = await weightsOf(still.model[0].path);
+  const trainRows = [...Array(heldOut.nTrials).keys()].filter((t) => heldOut.trials.split[t] === 'train');
+  const want = trainingMeanCounts(heldOut.counts, heldOut.nBins, heldOut.nNeurons, trainRows)!.map(Math.log);
+  const bias = Array.from(w['sessions.s3.readout.bias']);
+  assert.is(bias.length, heldOut.nNeurons);
+  bias.forEach((b, n) => assert.ok(Math.abs(b - want[n]) < 1e-5, `neuron ${n}: bias ${b}, log mean ${want[n]}`));
 });
 
 test.run();

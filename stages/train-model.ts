@@ -35,7 +35,7 @@ import { EMPTY, ReplaySubject } from 'rxjs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
-import type { ArchitectureContribution, ArchitectureModel, SessionSpec } from '../core/architecture.ts';
+import { trainingMeanCounts, type ArchitectureContribution, type ArchitectureModel, type SessionSpec } from '../core/architecture.ts';
 import type { BinnedSession, Metrics, ModelRef } from '../core/payloads.ts';
 import type { MaskedBatch, MaskingMode } from '../core/masking/types.ts';
 import { didYouMean, listOf } from '../core/graph/diagnostics.ts';
@@ -164,8 +164,16 @@ function specFromBatch(b: MaskedBatch): SessionSpec {
   return { sessionId: b.sessionId, nNeurons: b.shape.neurons, nBins: b.shape.bins, regions: [...b.regions] };
 }
 
+/**
+ * A session's layout, and each neuron's mean count per bin over the session's training trials,
+ * which seeds the architecture's readout (SessionSpec.meanCounts). Few-shot samplers train on a
+ * subset of those trials; the mean still comes from all of them (the same for a pretrained and a
+ * scratch model, so their comparison is unaffected).
+ */
 function specFromSession(s: BinnedSession): SessionSpec {
-  return { sessionId: s.sessionId, nNeurons: s.nNeurons, nBins: s.nBins, regions: s.neurons.map((n) => n.acronym || 'unlabelled') };
+  const trainRows = [...Array(s.nTrials).keys()].filter((t) => s.trials.split[t] === 'train');
+  const meanCounts = trainingMeanCounts(s.counts, s.nBins, s.nNeurons, trainRows);
+  return { sessionId: s.sessionId, nNeurons: s.nNeurons, nBins: s.nBins, regions: s.neurons.map((n) => n.acronym || 'unlabelled'), ...(meanCounts ? { meanCounts } : {}) };
 }
 
 /** A stable JSON text for comparing fingerprints (keys sorted at every level). */
