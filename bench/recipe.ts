@@ -46,6 +46,8 @@ export const POINTS: Record<string, Recipe> = {
   epochs250: { ...base, epochs: 250 },
   batch16epochs250: { ...base, batchSize: 16, epochs: 250 },
   lr1e3epochs250: { ...base, learningRate: 1e-3, epochs: 250 },
+  epochs250forecast: { ...base, epochs: 250, sets: ['causalForecast=0.5'] },
+  epochs250lr1e2: { ...base, epochs: 250, learningRate: 1e-2 },
   d128: withModel({ dModel: 128 }),
   d32: withModel({ dModel: 32, heads: 2 }),
   layers1: withModel({ layers: 1 }),
