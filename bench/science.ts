@@ -25,7 +25,7 @@
 // are binned, trained on and scored by both sides alike.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -81,8 +81,8 @@ export function nodeSeed(nodeId: string, graphSeed: number): number {
  * The quickstart plus a `write` node for its binned sessions and, with extra ONE sessions, a
  * second source whose sessions are binned with the simulated ones.
  */
-export function scienceGraph(extraSessions: string[] = [], oneCache = ''): Graph {
-  const g = YAML.parse(readFileSync(QUICKSTART, 'utf8')) as Graph;
+export function scienceGraph(extraSessions: string[] = [], oneCache = '', src = root): Graph {
+  const g = YAML.parse(readFileSync(join(src, 'graphs', 'quickstart.yaml'), 'utf8')) as Graph;
   for (const id of ['simulate', 'source', 'bin', 'label', 'evaluate', ...Object.values(SCHEME_NODES).flatMap((n) => [n.train, n.sampler, n.val])]) {
     if (!g.nodes[id]) throw new Error(`graphs/quickstart.yaml has no node '${id}': bench/science.ts needs updating`);
   }
@@ -116,8 +116,8 @@ const TRAIN_KNOWN = new Set(['architecture', 'config', 'learningRate', 'weightDe
  * hands the model SessionSpec.meanCounts (read from its source: the trainer decides, not the
  * graph), else the Linear default.
  */
-export function readoutInit(): 'meanCounts' | 'default' {
-  return /trainingMeanCounts\(/.test(readFileSync(join(root, 'stages', 'train-model.ts'), 'utf8')) ? 'meanCounts' : 'default';
+export function readoutInit(src = root): 'meanCounts' | 'default' {
+  return /trainingMeanCounts\(/.test(readFileSync(join(src, 'stages', 'train-model.ts'), 'utf8')) ? 'meanCounts' : 'default';
 }
 
 export interface PeerRecipe {
@@ -132,7 +132,7 @@ export interface PeerRecipe {
  * param the peer does not port, or on a value it does not support, so a change to the masking or
  * the trainer cannot silently leave the two sides different.
  */
-export function peerRecipe(resolved: Graph, scheme: string): PeerRecipe {
+export function peerRecipe(resolved: Graph, scheme: string, o: { src?: string; savedConfig?: Record<string, unknown> } = {}): PeerRecipe {
   const ids = SCHEME_NODES[scheme];
   if (!ids) throw new Error(`no quickstart nodes for scheme ${scheme} (known: ${Object.keys(SCHEME_NODES).join(', ')})`);
   const s = resolved.nodes[ids.sampler].params ?? {};
@@ -150,10 +150,15 @@ export function peerRecipe(resolved: Graph, scheme: string): PeerRecipe {
   if (t.init !== '' || t.trainScope !== 'all') unsupported.push('fine-tuning');
   if (t.patience !== 0) unsupported.push(`patience ${t.patience}`);
   if (unsupported.length) throw new Error(`the PyTorch peer does not support ${unsupported.join(', ')}`);
-  // NDT1's defaults filled; promptTokens / sessionTokens only when given (train-model's auto rules otherwise).
+  // The config the trained model was built with (its model.json) when given; else NDT1's defaults
+  // filled in, promptTokens / sessionTokens left to train-model's auto rules unless set.
   const user = (t.config ?? {}) as Record<string, unknown>;
-  const model: Record<string, unknown> = ndt1ConfigSchema.parse(user);
-  for (const k of ['promptTokens', 'sessionTokens']) if (!(k in user)) delete model[k];
+  let model: Record<string, unknown>;
+  if (o.savedConfig) model = { ...o.savedConfig };
+  else {
+    model = ndt1ConfigSchema.parse(user);
+    for (const k of ['promptTokens', 'sessionTokens']) if (!(k in user)) delete model[k];
+  }
   return {
     sampler: {
       mode: String(s.mode), epochs: Number(s.epochs), batchSize: Number(s.batchSize), shuffle: true, dropLast: Boolean(s.dropLast),
@@ -161,7 +166,7 @@ export function peerRecipe(resolved: Graph, scheme: string): PeerRecipe {
       ratios: { temporal: Number(s.temporalRatio), neuron: Number(s.neuronRatio), causal: Number(s.causalRatio), intraRegion: Number(s.intraRegionRatio) },
       timeShape: { span: Number(s.timeSpan ?? 1), forecast: Number(s.causalForecast ?? 0) },
     },
-    train: { learningRate: t.learningRate, weightDecay: t.weightDecay, warmupFraction: t.warmupFraction, clipNorm: t.clipNorm, prompts: t.prompts, sessionTokens: t.sessionTokens, readoutInit: readoutInit() },
+    train: { learningRate: t.learningRate, weightDecay: t.weightDecay, warmupFraction: t.warmupFraction, clipNorm: t.clipNorm, prompts: t.prompts, sessionTokens: t.sessionTokens, readoutInit: readoutInit(o.src) },
     model,
     evaluate: {
       split: e.split ?? 'test', forwardPredictionBins: e.forwardPredictionBins, regionLevel: e.regionLevel, maxLeftOutNeurons: e.maxLeftOutNeurons,
@@ -287,12 +292,12 @@ interface MtmRun {
   backend: string;
 }
 
-function runMtm(graphFile: string, dir: string, seed: number, sets: string[]): MtmRun {
-  const args = [join(root, 'bin', 'mtm.js'), 'run', graphFile, '--out', dir, '--seed', String(seed), ...sets.flatMap((s) => ['--set', s])];
+function runMtm(src: string, graphFile: string, dir: string, seed: number, sets: string[]): MtmRun {
+  const args = [join(src, 'bin', 'mtm.js'), 'run', graphFile, '--out', dir, '--seed', String(seed), ...sets.flatMap((s) => ['--set', s])];
   log(`mtm-flow seed ${seed}: node ${args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`);
-  const git = gitState();
+  const git = gitState(src);
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, args, { cwd: root, env: { ...process.env, CI: '1' }, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync(process.execPath, args, { cwd: src, env: { ...process.env, CI: '1' }, encoding: 'utf8', maxBuffer: 1 << 28 });
   const wallS = (performance.now() - t0) / 1000;
   writeFileSync(join(dir, 'science-stderr.log'), r.stderr ?? '');
   if (r.status !== 0) throw new Error(`mtm run (seed ${seed}) exited with ${r.status}; see ${join(dir, 'science-stderr.log')}:\n${(r.stderr ?? '').slice(-3000)}`);
@@ -435,8 +440,26 @@ function mtmTaskMean(run: MtmRun, label: string, task: Task, key = 'bps'): numbe
   return meanOf(per);
 }
 
-/** The commit the run used and the files that differed from it (other work in the checkout). */
-function gitState(): { commit: string; modified: string[] } {
+/**
+ * A copy of the checkout's HEAD commit in `dest` (git archive; node_modules linked, the native
+ * kernels built from the copy's own sources), so the measurement runs committed code that edits in
+ * the checkout cannot change halfway through. Returns the commit.
+ */
+export function snapshotHead(dest: string): { commit: string; nativeKernels: boolean } {
+  const commit = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
+  if (!/^[0-9a-f]{40}$/.test(commit)) throw new Error(`cannot read the checkout's HEAD commit (git rev-parse HEAD gave '${commit}')`);
+  mkdirSync(dest, { recursive: true });
+  const tar = spawnSync('bash', ['-c', 'git -C "$1" archive --format=tar "$2" | tar -x -C "$3"', 'snapshot', root, commit, dest], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (tar.status !== 0) throw new Error(`git archive of ${commit} into ${dest} failed (exit ${tar.status})`);
+  if (!existsSync(join(dest, 'node_modules'))) symlinkSync(join(root, 'node_modules'), join(dest, 'node_modules'));
+  spawnSync(process.execPath, [join(dest, 'native', 'build.mjs'), '--force'], { cwd: dest, stdio: ['ignore', 'inherit', 'inherit'] });
+  writeFileSync(join(dest, 'SNAPSHOT'), `${commit}\n`);
+  return { commit, nativeKernels: existsSync(join(dest, 'native', 'build', 'mtm_kernels.node')) };
+}
+
+/** The commit a source tree runs and the files that differ from it (other work in a checkout). */
+function gitState(src = root): { commit: string; modified: string[] } {
+  if (existsSync(join(src, 'SNAPSHOT'))) return { commit: readFileSync(join(src, 'SNAPSHOT'), 'utf8').trim(), modified: [] };
   const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' });
   const st = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' });
   return { commit: head.stdout?.trim() ?? 'unknown', modified: (st.stdout ?? '').split('\n').filter(Boolean).map((l) => l.slice(3)) };
@@ -460,10 +483,12 @@ interface Options {
   python?: string;
   threads: number;
   quick: boolean;
+  /** Run mtm-flow from the checkout as it is (uncommitted edits included) instead of a copy of HEAD. */
+  checkout: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seeds: [], schemes: ['mtm', 'temporal'], extraSessions: [], oneCache: '', work: '', out: '', threads: 1, quick: false };
+  const o: Options = { seeds: [], schemes: ['mtm', 'temporal'], extraSessions: [], oneCache: '', work: '', out: '', threads: 1, quick: false, checkout: false };
   const envEpochs = process.env.MTM_SCIENCE_EPOCHS;
   const envSeeds = process.env.MTM_SCIENCE_SEEDS;
   if (envEpochs) o.epochs = Number(envEpochs);
@@ -485,6 +510,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--python') o.python = next();
     else if (a === '--threads') o.threads = Number(next());
     else if (a === '--quick') o.quick = true;
+    else if (a === '--checkout') o.checkout = true;
     else throw new Error(`unknown argument ${a} (see the usage at the top of bench/science.ts)`);
   }
   if (o.quick) {
@@ -506,13 +532,22 @@ async function main(): Promise<void> {
   const loads: number[][] = [loadStart];
   const sampler = setInterval(() => loads.push(loadavg()), 30_000);
   sampler.unref();
-  const git = gitState();
   const peer = findPeerPython({ python: o.python });
   log(`peer: ${peer.python} (${peer.source}), Python ${peer.pythonVersion}, torch ${peer.torchVersion}`);
 
   const work = o.work || mkdtempSync(join(tmpdir(), 'mtm-science-'));
   mkdirSync(work, { recursive: true });
-  const graph = scienceGraph(o.extraSessions, o.oneCache);
+  // mtm-flow's side runs from a copy of the HEAD commit unless --checkout: other work in the
+  // checkout must not change the code between seeds, or between the two sides.
+  let src = root;
+  let snapshot: { commit: string; nativeKernels: boolean } | undefined;
+  if (!o.checkout) {
+    src = join(work, 'mtm-flow-src');
+    snapshot = snapshotHead(src);
+    log(`mtm-flow runs from a copy of ${snapshot.commit} in ${src} (native kernels ${snapshot.nativeKernels ? 'built' : 'not built'})`);
+  }
+  const git = { ...gitState(), ranFrom: o.checkout ? 'the checkout as it was (--checkout)' : `a copy of commit ${snapshot!.commit}` };
+  const graph = scienceGraph(o.extraSessions, o.oneCache, src);
   const graphFile = join(work, 'science-quickstart.yaml');
   writeFileSync(graphFile, `# Written by bench/science.ts: graphs/quickstart.yaml plus a write-binned-session node.\n${YAML.stringify(graph)}`);
   const quickstartSeed = graph.seed ?? 1;
@@ -527,7 +562,7 @@ async function main(): Promise<void> {
   const sameData: { seed: number; identical: boolean }[] = [];
   for (const seed of o.seeds) {
     const dir = join(work, `mtm-flow-seed-${seed}`);
-    const run = runMtm(graphFile, dir, seed, sets);
+    const run = runMtm(src, graphFile, dir, seed, sets);
     const hashes = hashFolders(join(dir, 'artifacts', 'write'));
     firstHashes ??= hashes;
     const identical = JSON.stringify(hashes) === JSON.stringify(firstHashes);
@@ -544,7 +579,8 @@ async function main(): Promise<void> {
   const recipes: Record<string, PeerRecipe> = {};
   const peerRuns: Record<string, PeerResult[]> = {};
   for (const scheme of o.schemes) {
-    recipes[scheme] = peerRecipe(resolved, scheme);
+    const saved = JSON.parse(readFileSync(join(first.dir, 'artifacts', SCHEME_NODES[scheme].train, 'best', 'model.json'), 'utf8')) as { modelTopology: { config: Record<string, unknown> } };
+    recipes[scheme] = peerRecipe(resolved, scheme, { src, savedConfig: saved.modelTopology.config });
     peerRuns[scheme] = [];
     for (const seed of o.seeds) {
       log(`peer ${scheme} seed ${seed}`);
@@ -576,7 +612,9 @@ async function main(): Promise<void> {
     log(`same weights, ${scheme}: max |bps difference| ${worst.toExponential(2)}`);
   }
   const parityDir = join(work, 'step-parity');
-  await writeStepParity(parityDir);
+  // Written by the source tree's own trainer (a child process), replayed by the peer.
+  const wrote = spawnSync(process.execPath, ['--import', 'tsx', join(src, 'bench', 'science.ts'), '--write-step-parity', parityDir], { cwd: src, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (wrote.status !== 0) throw new Error(`writing the step-parity folder with ${src}'s trainer failed (exit ${wrote.status})`);
   const stepParity = replayStepParity(peer.python, parityDir);
   log(`step parity: ${stepParity.steps} steps, loss rel. diff ${stepParity.maxLossRelDiff.toExponential(2)}, grad norm rel. diff ${stepParity.maxGradNormRelDiff.toExponential(2)}`);
 
@@ -697,7 +735,8 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((e) => {
+  const at = process.argv.indexOf('--write-step-parity');
+  (at > 0 ? writeStepParity(resolve(process.argv[at + 1])) : main()).catch((e) => {
     console.error(`science: ${(e as Error).message}`);
     process.exitCode = 1;
   });
