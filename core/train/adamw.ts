@@ -3,6 +3,7 @@
 // tf.train.adam because the moments must be named by the model's stable weight names, so they
 // can be checkpointed and restored in another process, and the decay must be decoupled.
 import * as tf from '../tensor/tf.ts';
+import { adamwUpdate, fusedKernelsActive } from '../tensor/kernels/fused.ts';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -71,6 +72,14 @@ export class AdamW {
       for (const { name, variable, grad } of params) {
         const m = this.moment(this.m, name, variable);
         const v = this.moment(this.v, name, variable);
+        if (typeof gradScale === 'number' && fusedKernelsActive()) {
+          // One native kernel per weight instead of ~12 ops (core/tensor/kernels/fused.ts, tested equal).
+          const [p1, m1, v1] = adamwUpdate(variable, grad, m, v, { gradScale, beta1: b1, beta2: b2, sqrtBc2, epsilon: this.epsilon, decay, stepSize });
+          m.assign(m1);
+          v.assign(v1);
+          variable.assign(p1);
+          continue;
+        }
         const g = gradScale === 1 ? grad : tf.mul(grad, gradScale);
         const m1 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
         const v1 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
