@@ -10,15 +10,24 @@
 // 2. The PyTorch peer (bench/torch_science.py) trains each scheme per seed on the binned folders of
 //    the first run, with the recipe read from that run's graph.resolved.yaml (sampler, optimiser,
 //    NDT1 config, evaluation params), and evaluates on the same test trials.
-// 3. bench/results/science.json: per task and scheme, both means over seeds (each seed's figure is
+// 3. Three checks tie the two sides together: the oracle bits/spike (the simulator's true rates
+//    scored on the entries each task scored) must agree, i.e. the same trials, split, neurons,
+//    regions, masks and formula; the peer evaluating every mtm-flow checkpoint with its weights
+//    must give mtm-flow's bits/spike (forward pass and tasks); and the peer replaying mtm-flow's
+//    own training steps from the same weights must give its losses and gradient norms (loss,
+//    gradients, clipping, AdamW, schedule). What is left between the two is their random draws.
+// 4. bench/results/science.json: per task and scheme, both means over seeds (each seed's figure is
 //    the mean over sessions, as the report's), their difference, seed-to-seed spread, the recipe,
-//    versions, machine and wall times. Also the oracle bits/spike of both sides, which must agree:
-//    it checks that both read the same trials, split and scored entries with the same formula.
+//    the checks, versions, machine, load and wall times.
+//
+// mtm-flow runs from a copy of the checkout's HEAD commit (git archive, native kernels rebuilt
+// there), so edits in a shared checkout cannot change the code between seeds or between the two
+// sides' recipes; --checkout runs the working tree as it is instead.
 //
 // Usage: npm run bench -- science                      (the quickstart's budget, 5 seeds)
 //        node --import tsx bench/science.ts [--epochs N] [--seeds 1,2,3] [--schemes mtm,temporal]
 //          [--one-session <ONE session folder or eid>]... [--one-cache DIR] [--work DIR]
-//          [--out FILE] [--python PATH] [--threads N] [--quick]
+//          [--out FILE] [--python PATH] [--threads N] [--quick] [--checkout]
 //        MTM_SCIENCE_EPOCHS / MTM_SCIENCE_SEEDS set the same as the flags (flags win).
 // --quick: 3 epochs, 2 seeds, written to bench/results/science-quick.json unless --out says.
 // --one-session adds sessions read from a ONE cache (in local mode) to the simulated ones: they
