@@ -978,6 +978,10 @@ napi_value LayerNorm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Defined in encoder_layer.h (included below), which the fused encoder layer also uses.
+void layer_norm_grad(const float* x, const float* dy, const float* gm, const float* mean, const float* rstd, float* dx, float* dg,
+                     float* db, long rows, long d);
+
 // layerNormGrad(x, xOff, dy, dyOff, gamma, gOff, mean, mOff, rstd, rOff, dx, dxOff, dgamma, dgOff,
 //               dbeta, dbOff, rows, d)
 napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
@@ -996,24 +1000,7 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
       !pair_ptr(env, argv, 8, rows, "layerNormGrad rstd", &rstd) || !pair_ptr(env, argv, 10, rows * d, "layerNormGrad dx", &dx) ||
       !pair_ptr(env, argv, 12, d, "layerNormGrad dgamma", &dg) || !pair_ptr(env, argv, 14, d, "layerNormGrad dbeta", &db))
     return nullptr;
-  const int want = chunks_for(rows * d);
-  const int chunks = (int)(want < rows ? want : (rows ? rows : 1));
-  // Per-chunk partial sums of dgamma / dbeta, added in chunk order (the same result every run).
-  std::vector<float> partial((size_t)chunks * 2 * d, 0.f);
-  g.pool->run(chunks, [&](int c, int) {
-    const long r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
-    float* pg = partial.data() + (size_t)c * 2 * d;
-    MTM_DISPATCH(layernorm_grad_rows, x, dy, gm, mean, rstd, dx, pg, pg + d, d, r0, r1);
-  });
-  for (long i = 0; i < d; i++) {
-    float sg = 0.f, sb = 0.f;
-    for (int c = 0; c < chunks; c++) {
-      sg += partial[(size_t)c * 2 * d + i];
-      sb += partial[(size_t)c * 2 * d + d + i];
-    }
-    dg[i] = sg;
-    db[i] = sb;
-  }
+  layer_norm_grad(x, dy, gm, mean, rstd, dx, dg, db, rows, d);
   return nullptr;
 }
 
