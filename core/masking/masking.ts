@@ -27,6 +27,13 @@ export function applicableModes(scheme: MaskingScheme, regions: readonly string[
   return [scheme];
 }
 
+/** The file comment's rule for a selection of n items, `count` of them selected: force one in, or put one back. */
+function atLeastOneNotAll(n: number, count: number, rng: Rng, out: Uint8Array, offset: number): Uint8Array {
+  if (n > 0 && count === 0) out[offset + rng.int(n)] = 1;
+  else if (n >= 2 && count === n) out[offset + rng.int(n)] = 0;
+  return out;
+}
+
 /**
  * Bernoulli(p) selection of n items, with at least one selected and, when n >= 2, at least one
  * left out (see the file comment). Writes into `out` at `offset`.
@@ -38,9 +45,7 @@ export function bernoulliSubset(n: number, p: number, rng: Rng, out: Uint8Array 
     out[offset + i] = hit;
     count += hit;
   }
-  if (n > 0 && count === 0) out[offset + rng.int(n)] = 1;
-  else if (n >= 2 && count === n) out[offset + rng.int(n)] = 0;
-  return out;
+  return atLeastOneNotAll(n, count, rng, out, offset);
 }
 
 /**
@@ -61,9 +66,7 @@ export function spanSubset(n: number, p: number, maxSpan: number, rng: Rng, out:
       out[offset + j] = 1;
     }
   }
-  if (n > 0 && count === 0) out[offset + rng.int(n)] = 1;
-  else if (n >= 2 && count === n) out[offset + rng.int(n)] = 0;
-  return out;
+  return atLeastOneNotAll(n, count, rng, out, offset);
 }
 
 /** A forecast: every bin from a cut point on selected, the cut uniform in 1..n-1 (n >= 2; n = 1 selects the bin). */
