@@ -33,6 +33,8 @@ export const maskingSamplerParams = z.object({
   neuronRatio: ratio(0.3, 'probability a neuron is masked in neuron mode'),
   causalRatio: ratio(0.6, 'probability a time bin is masked in causal mode'),
   intraRegionRatio: ratio(0.3, 'probability a neuron inside the chosen region is masked in intra-region mode'),
+  tokenRatio: ratio(0.3, 'probability a (bin, neuron block) cell is masked in token mode'),
+  tokenNeurons: z.number().int().min(1).default(64).describe("token mode: consecutive neurons per masked cell; match NDT2's patchSize to mask whole patch tokens"),
   timeSpan: z.number().int().min(1).default(1).describe('temporal and causal modes: longest run of consecutive bins one draw masks (lengths uniform in 1..timeSpan; 1 masks single bins)'),
   causalForecast: ratio(0, 'causal mode: probability a trial is masked as a forecast (every bin from a random cut point on), instead of by random bins'),
   sessionBalance: z
@@ -118,9 +120,9 @@ export function makeBatch(plan: PlannedBatch, p: MaskingSamplerParams, seed: num
   const target = new Int32Array(plan.rows.length * perTrial);
   plan.rows.forEach((row, i) => target.set(s.counts.subarray(row * perTrial, (row + 1) * perTrial), i * perTrial));
   const shape = { trials: plan.rows.length, bins: s.nBins, neurons: s.nNeurons };
-  const ratios: MaskRatios = { temporal: p.temporalRatio, neuron: p.neuronRatio, causal: p.causalRatio, intraRegion: p.intraRegionRatio };
+  const ratios: MaskRatios = { temporal: p.temporalRatio, neuron: p.neuronRatio, causal: p.causalRatio, intraRegion: p.intraRegionRatio, token: p.tokenRatio };
   const rng = createRng(hashString(`mask:${epoch}:${batchIndex}`, seed));
-  const draw = sampleMask(shape, plan.regions, p.mode, rng, ratios, { span: p.timeSpan, forecast: p.causalForecast });
+  const draw = sampleMask(shape, plan.regions, p.mode, rng, ratios, { span: p.timeSpan, forecast: p.causalForecast, tokenNeurons: p.tokenNeurons });
   return {
     kind: 'masked-batch',
     sessionId: s.sessionId,

@@ -7,10 +7,11 @@
 //   Masks depend only on (seed, epoch, batch), and dropout is seeded per step, so a resumed run
 //   ends with the same weights as an uninterrupted one. A checkpoint of a different training
 //   (other params, seed or batch count) is refused rather than silently mixed.
-// - Prompts: `auto` turns the architecture's prompt tokens on when the first training batch is
-//   not temporal. A masking scheme is either temporal-only or never temporal (mtm draws among
-//   neuron, causal, inter-region, intra-region), so the first batch decides for the run. A
-//   temporal baseline thus has no untrained prompt tokens an evaluator could switch to.
+// - Prompts: `auto` turns the architecture's prompt tokens on when the first training batch has
+//   an MtM mode (not temporal or token). A masking scheme is either one prompt-free mode or never
+//   prompt-free (mtm draws among neuron, causal, inter-region, intra-region), so the first batch
+//   decides for the run. A baseline thus has no untrained prompt tokens an evaluator could
+//   switch to.
 // - Best checkpoint on the validation loss (the train loss when no val batches arrive), mean
 //   Poisson NLL over every scored entry; ties keep the earlier epoch. Early stopping is off by
 //   default (patience 0): with a one-cycle schedule the last epochs are the low-rate ones.
@@ -37,7 +38,7 @@ import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import { trainingMeanCounts, type ArchitectureContribution, type ArchitectureModel, type SessionSpec } from '../core/architecture.ts';
 import type { BinnedSession, Metrics, ModelRef } from '../core/payloads.ts';
-import type { MaskedBatch, MaskingMode } from '../core/masking/types.ts';
+import { isPromptedMode, type MaskedBatch, type MaskingMode } from '../core/masking/types.ts';
 import { didYouMean, listOf } from '../core/graph/diagnostics.ts';
 import { hashString } from '../core/rng.ts';
 import { AdamW } from '../core/train/adamw.ts';
@@ -58,7 +59,7 @@ export const trainModelParams = z.object({
   prompts: z
     .union([z.literal('auto'), z.boolean()])
     .default('auto')
-    .describe("learned MtM prompt tokens: auto turns them on unless the batches are temporal-masked (sets the architecture's promptTokens)"),
+    .describe("learned MtM prompt tokens: auto turns them on unless the batches are temporal- or token-masked (sets the architecture's promptTokens)"),
   sessionTokens: z
     .union([z.literal('auto'), z.boolean()])
     .default('auto')
@@ -145,7 +146,7 @@ function initOverrides(arch: ArchitectureContribution, p: TrainModelParams): Rec
 /** The config the model is built with: the user's, plus promptTokens from `prompts`. */
 function modelConfig(arch: ArchitectureContribution, p: TrainModelParams, first: MaskedBatch, nSessions: number, ctx: StageContext): Record<string, unknown> {
   const config = { ...p.config };
-  const want = p.prompts === 'auto' ? first.mode !== 'temporal' : p.prompts;
+  const want = p.prompts === 'auto' ? isPromptedMode(first.mode) : p.prompts;
   if ('promptTokens' in arch.configSchema.shape) {
     if (!('promptTokens' in config)) config.promptTokens = want;
   } else if (p.prompts === true) {

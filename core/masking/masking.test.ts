@@ -38,7 +38,7 @@ function neuronMasked(s: BatchShape, m: Uint8Array, t: number, n: number): 'all'
 }
 
 test('masked input is 0 exactly where the mode masks, and counts elsewhere (every mode)', () => {
-  for (const mode of ['temporal', 'neuron', 'causal', 'inter-region', 'intra-region', 'mtm'] as const) {
+  for (const mode of ['temporal', 'neuron', 'causal', 'inter-region', 'intra-region', 'token', 'mtm'] as const) {
     forSeeds(40, mode, ({ counts }, d) => {
       const input = applyMask(counts, d.masked);
       // Counts are >= 1 here, so a 0 can only come from the mask.
@@ -150,7 +150,7 @@ test('mtm picks each of its four modes with about equal frequency', () => {
 
 test('same seed gives the same masks; another seed another', () => {
   const c = randomCase(createRng(3));
-  for (const mode of ['temporal', 'neuron', 'causal', 'inter-region', 'intra-region', 'mtm'] as const) {
+  for (const mode of ['temporal', 'neuron', 'causal', 'inter-region', 'intra-region', 'token', 'mtm'] as const) {
     const a = sampleMask(c.shape, c.regions, mode, createRng(99));
     const b = sampleMask(c.shape, c.regions, mode, createRng(99));
     assert.equal(a, b, mode);
@@ -263,4 +263,43 @@ test('causal forecast share and time spans reach sampleMask; the defaults keep t
   assert.throws(() => sampleMask(shape, regions, 'temporal', createRng(1), {}, { span: 0 }), /span must be an integer >= 1/);
   assert.throws(() => sampleMask(shape, regions, 'causal', createRng(1), {}, { forecast: 2 }), /forecast must be in \[0, 1\]/);
 });
+test('token masks whole (bin, block of tokenNeurons) cells, scores exactly them, never causal', () => {
+  for (const tokenNeurons of [1, 4, 7, 64]) {
+    for (let seed = 1; seed <= 30; seed++) {
+      const rng = createRng(seed);
+      const c = randomCase(rng);
+      const d = sampleMask(c.shape, c.regions, 'token', rng, {}, { tokenNeurons });
+      assert.is(d.mode, 'token');
+      assert.is(d.causal, false);
+      assert.equal(d.lossMask, d.masked);
+      const blocks = Math.ceil(c.shape.neurons / tokenNeurons);
+      for (let t = 0; t < c.shape.trials; t++) {
+        let cellsMasked = 0;
+        for (let b = 0; b < c.shape.bins; b++) {
+          for (let k = 0; k < blocks; k++) {
+            const n0 = k * tokenNeurons;
+            const n1 = Math.min(c.shape.neurons, n0 + tokenNeurons);
+            const first = d.masked[idx(c.shape, t, b, n0)];
+            for (let n = n0; n < n1; n++) assert.is(d.masked[idx(c.shape, t, b, n)], first, `cell (${b}, ${k}) of trial ${t} partly masked`);
+            cellsMasked += first;
+          }
+        }
+        // The at-least-one / not-all rule over the trial's cells.
+        assert.ok(cellsMasked >= 1 && cellsMasked < c.shape.bins * blocks, `trial ${t}: ${cellsMasked} of ${c.shape.bins * blocks} cells`);
+      }
+    }
+  }
+});
+
+test('token masks about its ratio of cells, and rejects a bad block size', () => {
+  const shape: BatchShape = { trials: 50, bins: 40, neurons: 30 };
+  const regions = Array.from({ length: 30 }, (_, n) => (n < 15 ? 'A' : 'B'));
+  const frac = (m: Uint8Array) => m.reduce((a, v) => a + v, 0) / m.length;
+  assert.ok(Math.abs(frac(sampleMask(shape, regions, 'token', createRng(1), {}, { tokenNeurons: 10 }).masked) - 0.3) < 0.03);
+  assert.ok(Math.abs(frac(sampleMask(shape, regions, 'token', createRng(2), { token: 0.6 }, { tokenNeurons: 10 }).masked) - 0.6) < 0.03);
+  assert.throws(() => sampleMask(shape, regions, 'token', createRng(1), {}, { tokenNeurons: 0 }), /tokenNeurons must be an integer >= 1/);
+  // mtm never draws the token baseline.
+  for (let i = 0; i < 100; i++) assert.is.not(sampleMask(shape, regions, 'mtm', createRng(i)).mode, 'token');
+});
+
 test.run();

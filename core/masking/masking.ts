@@ -11,6 +11,10 @@
 // - `inter-region` needs at least two regions (masking the only region masks everything). With
 //   one, the batch is masked in `neuron` mode and says so in `mode`, so the model's prompt and
 //   any score stay honest. `mtm` then draws among the three modes that apply.
+// - `token` cells are blocks of `tokenNeurons` consecutive neurons in the session's order (as
+//   NDT2 patches them without a per-session input projection; the last block may be shorter) at
+//   one bin. Each cell of a trial is a Bernoulli draw over the trial's bins x blocks, with the
+//   at-least-one / not-all rule over those cells.
 import type { Rng } from '../rng.ts';
 import { DEFAULT_RATIOS, DEFAULT_TIME_SHAPE, MTM_MODES, type BatchShape, type MaskDraw, type MaskingMode, type MaskingScheme, type MaskRatios, type TimeMaskShape } from './types.ts';
 
@@ -117,6 +121,7 @@ export function sampleMask(
   const ts = { ...DEFAULT_TIME_SHAPE, ...time };
   if (!(Number.isInteger(ts.span) && ts.span >= 1)) throw new Error(`masking: span must be an integer >= 1, got ${ts.span}`);
   if (!(ts.forecast >= 0 && ts.forecast <= 1)) throw new Error(`masking: forecast must be in [0, 1], got ${ts.forecast}`);
+  if (!(Number.isInteger(ts.tokenNeurons) && ts.tokenNeurons >= 1)) throw new Error(`masking: tokenNeurons must be an integer >= 1, got ${ts.tokenNeurons}`);
   const modes = applicableModes(scheme, regions);
   const mode = modes.length === 1 ? modes[0] : modes[rng.int(modes.length)];
   const { trials, bins, neurons } = shape;
@@ -151,6 +156,23 @@ export function sampleMask(
       for (let t = 0; t < trials; t++) for (let n = 0; n < neurons; n++) sel[t * neurons + n] = regions[n] === region ? 1 : 0;
       const m = composeMask(shape, undefined, sel);
       return { mode, causal: false, masked: m, lossMask: m, region };
+    }
+    case 'token': {
+      const blocks = Math.ceil(neurons / ts.tokenNeurons);
+      const cells = bins * blocks;
+      const sel = new Uint8Array(cells);
+      const m = new Uint8Array(trials * bins * neurons);
+      for (let t = 0; t < trials; t++) {
+        bernoulliSubset(cells, r.token, rng, sel);
+        for (let c = 0; c < cells; c++) {
+          if (!sel[c]) continue;
+          const b = Math.floor(c / blocks);
+          const n0 = (c % blocks) * ts.tokenNeurons;
+          const row = (t * bins + b) * neurons;
+          m.fill(1, row + n0, row + Math.min(neurons, n0 + ts.tokenNeurons));
+        }
+      }
+      return { mode, causal: false, masked: m, lossMask: m };
     }
     case 'intra-region': {
       const names = distinctRegions(regions);

@@ -2,15 +2,23 @@
 // model stages and the evaluator.
 import type { Split } from '../payloads.ts';
 
-/** What one batch is masked with. */
-export type MaskingMode = 'temporal' | 'neuron' | 'causal' | 'inter-region' | 'intra-region';
+/**
+ * What one batch is masked with. `token` masks random (bin, block of consecutive neurons) cells:
+ * NDT2's own random-token pretraining, stated on the data so any architecture can train with it.
+ */
+export type MaskingMode = 'temporal' | 'neuron' | 'causal' | 'inter-region' | 'intra-region' | 'token';
 /** A masking param: one mode, or `mtm` (one of the four MtM modes per batch, uniformly). */
 export type MaskingScheme = MaskingMode | 'mtm';
 
-export const MASKING_MODES: readonly MaskingMode[] = ['temporal', 'neuron', 'causal', 'inter-region', 'intra-region'];
+export const MASKING_MODES: readonly MaskingMode[] = ['temporal', 'neuron', 'causal', 'inter-region', 'intra-region', 'token'];
 export const MASKING_SCHEMES: readonly MaskingScheme[] = [...MASKING_MODES, 'mtm'];
 /** The modes `mtm` draws from; each has a learned prompt token in the models (SPEC.md §3). */
 export const MTM_MODES: readonly MaskingMode[] = ['neuron', 'causal', 'inter-region', 'intra-region'];
+
+/** Whether a mode has a prompt token (the MtM modes); temporal and token are prompt-free baselines. */
+export function isPromptedMode(mode: MaskingMode): boolean {
+  return MTM_MODES.includes(mode);
+}
 
 /** Bernoulli probabilities of the random modes (SPEC.md §3 defaults). */
 export interface MaskRatios {
@@ -22,11 +30,13 @@ export interface MaskRatios {
   causal: number;
   /** Per neuron inside the chosen region, intra-region mode. */
   intraRegion: number;
+  /** Per (bin, neuron block) cell, token mode. */
+  token: number;
 }
 
-export const DEFAULT_RATIOS: MaskRatios = { temporal: 0.3, neuron: 0.3, causal: 0.6, intraRegion: 0.3 };
+export const DEFAULT_RATIOS: MaskRatios = { temporal: 0.3, neuron: 0.3, causal: 0.6, intraRegion: 0.3, token: 0.3 };
 
-/** How the bins of the time modes (temporal, causal) are chosen. */
+/** How the bins of the time modes (temporal, causal) and the cells of token mode are chosen. */
 export interface TimeMaskShape {
   /** Longest span of consecutive bins one draw masks: each span's length is uniform in 1..span (1: single bins). */
   span: number;
@@ -35,9 +45,11 @@ export interface TimeMaskShape {
    * cut point on zeroed and scored, the cut uniform over the trial (at least one bin before it).
    */
   forecast: number;
+  /** Token mode: consecutive neurons per cell (NDT2's patch size; the last block may be shorter). */
+  tokenNeurons: number;
 }
 
-export const DEFAULT_TIME_SHAPE: TimeMaskShape = { span: 1, forecast: 0 };
+export const DEFAULT_TIME_SHAPE: TimeMaskShape = { span: 1, forecast: 0, tokenNeurons: 64 };
 
 /** Shape of a batch of binned counts, row-major [trial][bin][neuron]. */
 export interface BatchShape {
