@@ -1,4 +1,4 @@
-// The closed set of payload types that travel on graph edges (DESIGN.md example 2).
+// The closed set of payload types that travel on graph edges (docs/architecture.md §4.2).
 // Every port names one of these; the loader refuses an edge whose two ends disagree.
 import type { SessionSpec } from './architecture.ts';
 

@@ -1,4 +1,4 @@
-// The stage contract: one typed descriptor per stage file (DESIGN.md example 1).
+// The stage contract: one typed descriptor per stage file (docs/architecture.md §4.1).
 import type { Observable, OperatorFunction } from 'rxjs';
 import type { z } from 'zod';
 import type { Logger } from 'pino';
@@ -80,7 +80,7 @@ export interface StageDescriptor<P extends ParamsSchema = ParamsSchema> {
   version: number;
   /** One line: what the stage does. */
   summary: string;
-  /** Where the method is specified (e.g. "SPEC.md §2"). */
+  /** The docs/ section that specifies the method (e.g. "docs/method.md §2.4"); `mtm stages` prints it. */
   spec?: string;
   inputs: Record<string, PortSpec>;
   outputs: Record<string, PortSpec>;

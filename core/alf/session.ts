@@ -1,4 +1,4 @@
-// A whole IBL session folder in ALF layout -> the SpikeTrains payload (SPEC section 2, "Files (ALF)"):
+// A whole IBL session folder in ALF layout -> the SpikeTrains payload (docs/method.md §2.2):
 // spikes and clusters per probe, the trials object, wheel and whisker motion energy.
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';

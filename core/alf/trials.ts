@@ -1,4 +1,4 @@
-// IBL trials object from an ALF folder (SPEC section 2, "Files (ALF)"): the Parquet table
+// IBL trials object from an ALF folder (docs/method.md §2.2): the Parquet table
 // `_ibl_trials.table.pqt` and/or one `_ibl_trials.<attribute>.npy` per attribute.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';

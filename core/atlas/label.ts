@@ -1,4 +1,4 @@
-// Cluster -> channel -> Allen id, and Allen id -> acronyms for a session's neurons (SPEC.md §2).
+// Cluster -> channel -> Allen id, and Allen id -> acronyms for a session's neurons (docs/method.md §2.3).
 import type { NeuronInfo, ProbeSpikes } from '../payloads.ts';
 import { UNLOCATED_ID, type AllenRegions, type AtlasLevel, type LabelStatus } from './regions.ts';
 

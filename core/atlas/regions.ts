@@ -1,4 +1,4 @@
-// Allen CCF id -> region acronym at the Allen, Beryl and Cosmos levels (SPEC.md §2, region labels),
+// Allen CCF id -> region acronym at the Allen, Beryl and Cosmos levels (docs/method.md §2.3),
 // from iblatlas' structure tree and mappings table shipped in ./data (see data/ATTRIBUTION.md).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

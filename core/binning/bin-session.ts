@@ -1,5 +1,5 @@
 // One session's spike trains -> trial-aligned counts, neuron table, behaviour and (for simulated
-// sessions) expected counts from the true rates (SPEC.md §2, binning reference settings).
+// sessions) expected counts from the true rates (docs/method.md §2.4).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Trial-aligned spike counting in one pass over sorted spike times (SPEC.md §2, binning).
+// Trial-aligned spike counting in one pass over sorted spike times (docs/method.md §2.4).
 //
 // Bin convention: bin b of a trial aligned at time a covers [e_b, e_{b+1}) with
 // e_b = (a + windowS[0]) + b * binS, left edge included, right edge excluded; the window is

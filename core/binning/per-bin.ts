@@ -1,4 +1,4 @@
-// Continuous behaviour resampled onto the trial bins (SPEC.md §2, behaviour targets), and the
+// Continuous behaviour resampled onto the trial bins (docs/method.md §2.5), and the
 // simulator's ground-truth rate grid integrated over the same bins.
 import { binCount } from './bin-spikes.ts';
 

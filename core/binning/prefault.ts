@@ -1,4 +1,4 @@
-// Large count arrays whose memory pages a helper thread faults in while the caller counts (SPEC.md §2, binning speed).
+// Large count arrays whose memory pages a helper thread faults in while the caller counts (docs/performance.md §6).
 //
 // Why it exists: a fresh 100+ MB counts array costs the kernel one page fault per 4 KiB page on
 // first write (V8 gets no transparent huge pages, numpy asks for them), and on the project's

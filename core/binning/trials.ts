@@ -1,4 +1,4 @@
-// Trial selection, train/val/test split and per-trial behaviour targets (SPEC.md §2).
+// Trial selection, train/val/test split and per-trial behaviour targets (docs/method.md §2.4, §2.5).
 import { createRng, hashString } from '../rng.ts';
 import type { Split } from '../payloads.ts';
 

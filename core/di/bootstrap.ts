@@ -1,5 +1,5 @@
 // Builds the inversify container once at start-up from the built-in stages, the plugins/ folder
-// and any plugin paths the user names. `container.get*` appears only here (DESIGN.md example 8).
+// and any plugin paths the user names. `container.get*` appears only here (docs/architecture.md §6).
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';

@@ -1,4 +1,4 @@
-// Behaviour decoding of SPEC.md §5 from a frozen model: its unmasked predicted log-rates,
+// Behaviour decoding of docs/method.md §5.4 from a frozen model: its unmasked predicted log-rates,
 // flattened over bins x neurons per trial, decode choice (L2 logistic regression: accuracy and
 // chance) and whisker motion energy and wheel speed (ridge: R^2 pooled over trials x bins), fit
 // on train+val trials and scored on test trials, regularisation chosen by cross-validation.

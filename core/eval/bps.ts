@@ -1,4 +1,4 @@
-// bits/spike (SPEC.md §5): how much better than a neuron's own mean rate a prediction explains
+// bits/spike (docs/method.md §5.1): how much better than a neuron's own mean rate a prediction explains
 // its spikes, per spike. Poisson NLL with rates in counts per bin; the log(y!) terms cancel.
 //
 // Which neurons a figure covers, decided here (every count below is reported, never hidden):

@@ -1,4 +1,4 @@
-// Behaviour decoders (SPEC.md §5): L2 logistic regression for choice, ridge regression for
+// Behaviour decoders (docs/method.md §5.4): L2 logistic regression for choice, ridge regression for
 // per-bin targets, regularisation chosen by k-fold cross-validation on the training pool.
 //
 // Features are flattened (bins x neurons) predictions: thousands of columns for a few hundred

@@ -1,4 +1,4 @@
-// The oracle of SPEC.md §2/§5: a simulated session's true rates scored on exactly the entries a
+// The oracle of docs/method.md §2.6, §5.3: a simulated session's true rates scored on exactly the entries a
 // task scored, with the same bits/spike function, and the model/oracle ratio.
 //
 // True rates do not depend on the input, so a task's masks matter only through which entries

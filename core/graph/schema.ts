@@ -1,5 +1,5 @@
 // JSON Schema for graph files, generated from the registered stages so editors can complete and
-// check them (DESIGN.md example 5).
+// check them (docs/architecture.md §3.3).
 import { z } from 'zod';
 import type { Registry } from '../registry.ts';
 import { stageKey } from '../stage.ts';

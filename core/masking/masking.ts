@@ -1,4 +1,4 @@
-// Masking on the data, for any architecture (SPEC.md §3): draws which (trial, bin, neuron)
+// Masking on the data, for any architecture (docs/method.md §3): draws which (trial, bin, neuron)
 // entries are zeroed in the input and which the loss scores, per masking mode.
 //
 // Edge cases, decided here:
@@ -109,7 +109,7 @@ function checkShape(shape: BatchShape, regions: readonly string[]): void {
 }
 
 /**
- * Draws one batch's mask. `regions` labels each neuron; `ratios` override SPEC.md §3's defaults.
+ * Draws one batch's mask. `regions` labels each neuron; `ratios` override the defaults of docs/method.md §3.1.
  * Same rng state in, same mask out.
  */
 export function sampleMask(

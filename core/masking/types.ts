@@ -1,4 +1,4 @@
-// Types of the architecture-agnostic masking of SPEC.md §3, shared by the sampler stage, the
+// Types of the architecture-agnostic masking of docs/method.md §3, shared by the sampler stage, the
 // model stages and the evaluator.
 import type { Split } from '../payloads.ts';
 
@@ -12,7 +12,7 @@ export type MaskingScheme = MaskingMode | 'mtm';
 
 export const MASKING_MODES: readonly MaskingMode[] = ['temporal', 'neuron', 'causal', 'inter-region', 'intra-region', 'token'];
 export const MASKING_SCHEMES: readonly MaskingScheme[] = [...MASKING_MODES, 'mtm'];
-/** The modes `mtm` draws from; each has a learned prompt token in the models (SPEC.md §3). */
+/** The modes `mtm` draws from; each has a learned prompt token in the models (docs/method.md §3.3). */
 export const MTM_MODES: readonly MaskingMode[] = ['neuron', 'causal', 'inter-region', 'intra-region'];
 
 /** Whether a mode has a prompt token (the MtM modes); temporal and token are prompt-free baselines. */
@@ -20,7 +20,7 @@ export function isPromptedMode(mode: MaskingMode): boolean {
   return MTM_MODES.includes(mode);
 }
 
-/** Bernoulli probabilities of the random modes (SPEC.md §3 defaults). */
+/** Bernoulli probabilities of the random modes (defaults: docs/method.md §3.1). */
 export interface MaskRatios {
   /** Per time bin, temporal mode. */
   temporal: number;

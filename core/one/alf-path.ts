@@ -1,4 +1,4 @@
-// ALF paths in a ONE cache: <lab>/Subjects/<subject>/<date>/<number>/<collection>/#<revision>#/<file> (SPEC.md §2).
+// ALF paths in a ONE cache: <lab>/Subjects/<subject>/<date>/<number>/<collection>/#<revision>#/<file> (docs/method.md §2.1).
 import { join, sep } from 'node:path';
 
 export interface SessionParts {

@@ -1,4 +1,4 @@
-// Alyx REST client: token auth, JSON get/post, pagination, retries with back-off, timeouts (SPEC.md §2).
+// Alyx REST client: token auth, JSON get/post, pagination, retries with back-off, timeouts (docs/method.md §2.1).
 import type { Logger } from 'pino';
 import { silentLogger } from '../log.ts';
 import { OneError, displayUrl } from './errors.ts';

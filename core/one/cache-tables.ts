@@ -1,4 +1,4 @@
-// ONE cache tables (sessions.pqt, datasets.pqt) in both layouts: legacy int64 id pairs and string ids (SPEC.md §2).
+// ONE cache tables (sessions.pqt, datasets.pqt) in both layouts: legacy int64 id pairs and string ids (docs/method.md §2.1).
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readParquet, writeParquet, type ParquetTable } from '../io/parquet.ts';

@@ -1,4 +1,4 @@
-// ONE client settings: built-in defaults < JSON config file < environment < explicit options (SPEC.md §2).
+// ONE client settings: built-in defaults < JSON config file < environment < explicit options (docs/method.md §2.1).
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';

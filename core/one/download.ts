@@ -1,5 +1,5 @@
 // File downloads into the ONE cache: streamed to <file>.part with md5 on the fly, resumed with HTTP Range,
-// size and md5 checked, renamed only when verified; bounded parallelism (SPEC.md §2, DESIGN.md example 12).
+// size and md5 checked, renamed only when verified; bounded parallelism (docs/method.md §2.1).
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';

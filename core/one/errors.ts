@@ -1,4 +1,4 @@
-// Errors of the ONE client: each says what failed and where, never with credentials (SPEC.md §2).
+// Errors of the ONE client: each says what failed and where, never with credentials (docs/method.md §2.1).
 
 export type OneErrorCode =
   | 'config'

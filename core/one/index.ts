@@ -1,4 +1,4 @@
-// The ONE client (IBL's Open Neurophysiology Environment) in one import (SPEC.md §2).
+// The ONE client (IBL's Open Neurophysiology Environment) in one import (docs/method.md §2.1).
 export { OneClient, OneDownloadError, type DownloadCallOptions, type DownloadReport, type DownloadRow, type SearchFilters } from './one.ts';
 export { AlyxClient, buildQuery, type Query } from './alyx.ts';
 export { resolveOneConfig, describeConfig, hostKey, isResolvedConfig, PUBLIC_BASE_URL, type OneConfig, type OneMode, type OneOptions } from './config.ts';

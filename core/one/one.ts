@@ -1,5 +1,5 @@
 // The ONE client façade: search sessions, list insertions and datasets, resolve sessions to cache folders,
-// download into ONE's cache layout; `local` mode reads the cache and never touches the network (SPEC.md §2).
+// download into ONE's cache layout; `local` mode reads the cache and never touches the network (docs/method.md §2.1).
 import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';

@@ -1,4 +1,4 @@
-// What the ONE client returns: sessions, probe insertions and datasets, from Alyx REST answers (SPEC.md §2).
+// What the ONE client returns: sessions, probe insertions and datasets, from Alyx REST answers (docs/method.md §2.1).
 import { join } from 'node:path';
 import { datasetPathFromUrl, joinDatasetPath, removeUuidFromName, sessionRelPath, splitDatasetPath } from './alf-path.ts';
 import { uuidFromUrl } from './uuid.ts';

@@ -1,4 +1,4 @@
-// Retry policy shared by REST calls and file downloads: exponential back-off with jitter, Retry-After honoured (SPEC.md §2).
+// Retry policy shared by REST calls and file downloads: exponential back-off with jitter, Retry-After honoured (docs/method.md §2.1).
 import { OneError } from './errors.ts';
 
 export interface RetryPolicy {

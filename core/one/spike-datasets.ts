@@ -1,5 +1,5 @@
 // Which datasets of a session the spike-trains loader needs: spikes and clusters per probe, channels,
-// trials, wheel and whisker motion energy (SPEC.md §2 "Files (ALF)"), default revisions only.
+// trials, wheel and whisker motion energy (docs/method.md §2.2), default revisions only.
 import { SORTER_PREFERENCE } from '../alf/session.ts';
 import type { DatasetRecord } from './records.ts';
 

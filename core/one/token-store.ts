@@ -1,4 +1,4 @@
-// The Alyx token on disk: one JSON file, mode 0600, keyed by server and user (SPEC.md §2).
+// The Alyx token on disk: one JSON file, mode 0600, keyed by server and user (docs/method.md §2.1).
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';

@@ -1,4 +1,4 @@
-// Experiment and dataset ids: UUID strings, and the int64 pairs that legacy ONE cache tables use (SPEC.md §2).
+// Experiment and dataset ids: UUID strings, and the int64 pairs that legacy ONE cache tables use (docs/method.md §2.1).
 export { uuidFromInt64Pair, int64PairFromUuid } from '../io/parquet.ts';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,4 +1,4 @@
-// The evaluation detail file the report's per-neuron and raster plots read (SPEC.md §5-6).
+// The evaluation detail file the report's per-neuron and raster plots read (docs/method.md §5.1, §6.2).
 //
 // Metrics items carry only scalars, so the evaluate stage also writes, per (session, model
 // label), one JSON file `<sessionId>.<label>.eval-detail.json` in its artifact folder and sends

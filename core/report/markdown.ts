@@ -1,4 +1,4 @@
-// report.md: the run's numbers as tables and one computed sentence per metric (SPEC.md §6).
+// report.md: the run's numbers as tables and one computed sentence per metric (docs/method.md §6.2).
 import { compare, COMPARISON_KEYS, comparisonSentence, fmt, QUANTILE_KEYS, TASK_TITLES, TASKS, type ReportSummary } from './summary.ts';
 
 export interface MarkdownInput {

@@ -1,4 +1,4 @@
-// The report's plots (SPEC.md §6): training curves, per-neuron bits/spike by region, true vs predicted rasters, bps per model.
+// The report's plots (docs/method.md §6.2): training curves, per-neuron bits/spike by region, true vs predicted rasters, bps per model.
 //
 // Each plot is a vega-lite spec compiled to vega and rendered headless to SVG (no canvas
 // package); PNGs come from the SVG through resvg. Colours follow the order of the model labels

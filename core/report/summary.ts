@@ -1,4 +1,4 @@
-// Metrics items -> the numbers of a run report: per session and mean per model label, training curves, comparisons (SPEC.md §5-6).
+// Metrics items -> the numbers of a run report: per session and mean per model label, training curves, comparisons (docs/method.md §5, §6.2).
 //
 // Two kinds of Metrics items arrive on one port and are told apart by their fields:
 // - training: `values` has `epoch` and `trainLoss` (stages/train-model.ts: one item per epoch,

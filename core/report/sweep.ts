@@ -1,4 +1,4 @@
-// A sweep over one variable (pretraining sessions, few-shot trials, ...) read from model labels: sweep.json, its plots and sweep.md (SPEC.md §5 scaling and few-shot).
+// A sweep over one variable (pretraining sessions, few-shot trials, ...) read from model labels: sweep.json, its plots and sweep.md (docs/method.md §5.5).
 //
 // Each evaluated model's label encodes its point of the sweep, e.g. `mtm-n4` = series mtm at
 // x = 4, parsed by a regular expression with named groups `series` and `x`. Evaluation items are

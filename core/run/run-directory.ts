@@ -1,5 +1,5 @@
 // Every run leaves a self-describing folder: resolved graph, versions, seed, logs, metrics and
-// artifacts (DESIGN.md example 11). run.json is rewritten atomically at each state change, so a
+// artifacts (docs/architecture.md §9). run.json is rewritten atomically at each state change, so a
 // crash at any point leaves a readable record of how far the run got.
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

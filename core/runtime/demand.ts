@@ -1,5 +1,5 @@
 // Back-pressure for sources: a source pulls its next item only when the streaming nodes below it
-// have kept up, so a slow stage never makes memory grow (DESIGN.md example 9).
+// have kept up, so a slow stage never makes memory grow (docs/architecture.md §4.4).
 //
 // Rule: a source may be at most `window` items ahead of every node downstream of it, where a
 // node's progress is the number of items it has emitted plus the number it has taken through

@@ -1,5 +1,5 @@
 // Writes simulated sessions as a ONE-layout cache: ALF files per session plus the sessions.pqt and
-// datasets.pqt cache tables, so the ONE client's local mode reads them (SPEC.md §2, embedded default).
+// datasets.pqt cache tables, so the ONE client's local mode reads them (docs/method.md §2.6).
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';

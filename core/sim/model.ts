@@ -1,4 +1,4 @@
-// The generative model of simulated IBL-like sessions (SPEC.md §2, embedded default).
+// The generative model of simulated IBL-like sessions (docs/method.md §2.6).
 //
 // Generative model, per session (all draws from one seeded generator, forked per part):
 // 1. Task. IBL-style blocks of probabilityLeft (90 trials at 0.5, then 0.2/0.8 alternating,

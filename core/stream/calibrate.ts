@@ -1,5 +1,5 @@
-// Fits a new recording's fresh stitcher on its first seconds (SPEC.md §1 streaming, §3 masking,
-// §4 fine-tuning): masked modelling on random windows of the calibration bins, core frozen.
+// Fits a new recording's fresh stitcher on its first seconds (docs/method.md §1.3; masking
+// §3, fine-tuning §4.7): masked modelling on random windows of the calibration bins, core frozen.
 //
 // Decisions:
 // - Only the session's own weights train (trainableVariables({sessionId})); the shared core and

@@ -1,5 +1,5 @@
 // Reads a Kilosort / phy output folder (spike_times.npy in samples, spike_clusters.npy, cluster_info.tsv,
-// params.py) into spike times in seconds and a cluster table, for streaming a new recording (SPEC.md §1).
+// params.py) into spike times in seconds and a cluster table, for streaming a new recording (docs/method.md §1.3).
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { ProbeSpikes } from '../payloads.ts';

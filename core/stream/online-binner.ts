@@ -1,4 +1,4 @@
-// Online spike binning for streamed recordings (SPEC.md §1, §2 binning): counts per (bin, neuron)
+// Online spike binning for streamed recordings (docs/method.md §1.3, §2.4): counts per (bin, neuron)
 // emitted in order as soon as the stream has passed a bin's end, and a ring buffer of the last W bins.
 import type { SpikeChunk } from './spike-chunks.ts';
 

@@ -1,4 +1,4 @@
-// Append-only .npy files for streamed predictions and counts (SPEC.md §1 streaming output): rows
+// Append-only .npy files for streamed predictions and counts (docs/method.md §1.3): rows
 // are appended as they come, and the header's row count is rewritten in place after each flush,
 // so the file is a valid .npy at every flush and nothing of the recording is held in memory.
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Causal bin-by-bin prediction over a stream (SPEC.md §1 streaming, §5 forward prediction): one
+// Causal bin-by-bin prediction over a stream (docs/method.md §1.3, §5.2): one
 // forward pass every strideBins bins over a sliding window gives the next strideBins bins' rates.
 //
 // Decisions:
@@ -27,6 +27,8 @@ export interface PredictedBin {
   counts: Int32Array;
   /** How many bins after the pass's last observed bin this one is (1 .. strideBins). */
   horizonBins: number;
+  /** Observed bins the prediction was made from (the pass's context). */
+  contextBins?: number;
 }
 
 export interface CausalPredictorOptions {
@@ -82,6 +84,7 @@ export function defaultStreamMode(model: Pick<ArchitectureModel, 'config'>): Mas
 }
 
 export class CausalPredictor {
+  readonly path = 'windowed';
   readonly windowBins: number;
   readonly strideBins: number;
   readonly nNeurons: number;
@@ -94,6 +97,7 @@ export class CausalPredictor {
   /** Predictions of bins forecastFirst .. forecastFirst + strideBins - 1, row per bin. */
   private forecast: Float32Array;
   private forecastFirst = -1;
+  private forecastContext = 0;
   private nextBin = -1;
 
   constructor(o: CausalPredictorOptions) {
@@ -143,7 +147,7 @@ export class CausalPredictor {
     const n = this.nNeurons;
     const logRates = this.forecast.subarray(k * n, (k + 1) * n);
     this.accept(bin);
-    const out: PredictedBin = { binIndex: bin.binIndex, t0: bin.t0, logRates, counts: bin.counts, horizonBins: k + 1 };
+    const out: PredictedBin = { binIndex: bin.binIndex, t0: bin.t0, logRates, counts: bin.counts, horizonBins: k + 1, contextBins: this.forecastContext };
     if (k === this.strideBins - 1) await this.runPass(bin.binIndex + 1);
     return out;
   }
@@ -172,6 +176,10 @@ export class CausalPredictor {
       out.dispose();
     }
     this.forecastFirst = first;
+    this.forecastContext = ctxRows;
     this.passes.add(performance.now() - started);
   }
+
+  /** Nothing to release (each pass disposes its tensors); for the StreamPredictor interface. */
+  dispose(): void {}
 }

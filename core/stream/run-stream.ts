@@ -1,4 +1,4 @@
-// Applies a trained model to a new recording read as a stream (SPEC.md §1 streaming): spike chunks
+// Applies a trained model to a new recording read as a stream (docs/method.md §1.3): spike chunks
 // -> online bins -> calibration of a fresh stitcher -> causal predictions written as they come.
 //
 // Output folder (every file valid while the stream runs, finalised at the end):

@@ -1,4 +1,4 @@
-// Spike sources for applying a model to a recording as a stream (SPEC.md §1): chunks of spikes from
+// Spike sources for applying a model to a recording as a stream (docs/method.md §1.3): chunks of spikes from
 // a phy folder, an ALF session or a synthetic Poisson generator, replayed at real time or faster.
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,5 +1,5 @@
-// Picks the fastest TensorFlow.js backend that actually starts here, and says why (DESIGN.md
-// "tensors"; PERF-NOTES.md: setBackend can fail silently, so every choice is verified).
+// Picks the fastest TensorFlow.js backend that actually starts here, and says why (docs/architecture.md §8.1;
+// docs/performance.md §2.4: setBackend can fail silently, so every choice is verified).
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import * as tf from './tf.ts';
@@ -161,7 +161,7 @@ async function select(force: BackendChoice | undefined, log: (msg: string) => vo
       const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
       detail = ` (SIMD ${simd ? 'on' : 'off'}, ${threads ? 'multi-threaded' : 'single-threaded'})`;
     }
-    // Native kernels over the built-ins (core/tensor/kernels, issue 4); adds ' + native kernels (...)' or nothing.
+    // Native kernels over the built-ins (core/tensor/kernels, docs/performance.md §3); adds ' + native kernels (...)' or nothing.
     detail += registerFastKernels(c.name, log);
     const reason = force
       ? `forced ${force}${detail}`

@@ -1,4 +1,4 @@
-// Turns a masked-batch payload into the tensors a model and the loss need (SPEC.md §3-4).
+// Turns a masked-batch payload into the tensors a model and the loss need (docs/method.md §3-4).
 import type { ModelInput } from '../architecture.ts';
 import type { MaskedBatch } from '../masking/types.ts';
 import * as tf from './tf.ts';

@@ -1,4 +1,4 @@
-// Transformer building blocks with weights we own (SPEC.md §4): LayerNorm, GELU MLP, multi-head
+// Transformer building blocks with weights we own (docs/method.md §4.1): LayerNorm, GELU MLP, multi-head
 // self-attention with causal and key-padding masks, and the pre-LayerNorm encoder layer.
 import type { Rng } from '../rng.ts';
 import { gelu as fusedGelu, layerNorm as fusedLayerNorm } from './kernels/fused.ts';
@@ -61,7 +61,7 @@ const BLOCKED = -1e9;
  * session) followed by `length` time tokens, or null when nothing is masked.
  * - causal: time token t sees the prefix and time tokens <= t; prefix tokens see only the prefix.
  *   Prefix tokens must not see any time token, or they would carry the future to earlier bins
- *   (the reference model's leak, SPEC.md §3).
+ *   (the reference model's leak, docs/method.md §3.3).
  * - keyValid [B * length] (1 = real bin, 0 = padding): no token attends to a padded bin.
  */
 export function attentionBias(opts: { batch: number; prefix: number; length: number; causal: boolean; keyValid?: Uint8Array }): tf.Tensor4D | null {
@@ -109,7 +109,7 @@ export class MultiHeadAttention {
     const h = this.heads;
     const dh = this.headDim;
     // Split first, then one 4-D transpose per tensor: a 5-D transpose of the fused [B,S,3,H,dh]
-    // costs ~100x more on wasm (PERF-NOTES.md).
+    // costs ~100x more on wasm (docs/performance.md §2.2).
     const [q, k, v] = tf.split(this.qkv.apply(tf.reshape(x, [b * s, d])), 3, 1);
     const toHeads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [b, s, h, dh]), [0, 2, 1, 3]) as tf.Tensor4D;
     let scores = tf.matMul(toHeads(tf.mul(q, 1 / Math.sqrt(dh))), toHeads(k), false, true);

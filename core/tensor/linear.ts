@@ -1,4 +1,4 @@
-// Linear layers whose every matrix product is a plain 2-D one (PERF-NOTES.md: the wasm backend
+// Linear layers whose every matrix product is a plain 2-D one (docs/performance.md §2.1: the wasm backend
 // sends only untransposed 2-D products to XNNPACK; tf.matMul's own gradient uses transposed ones).
 import { fusedLinear2d, fusedLinearAvailable } from './kernels/layer.ts';
 import type { ParamStore } from './params.ts';

@@ -1,4 +1,4 @@
-// Training checkpoints and trained-model folders (SPEC.md §4, §6): a model folder in the tfjs
+// Training checkpoints and trained-model folders (docs/method.md §4.7, §6.3): a model folder in the tfjs
 // layout (model.json + weights.bin, loadable by any model stage), and a training checkpoint that
 // adds the optimiser moments and the loop state. A folder is replaced as a whole: written beside
 // the old one, then swapped in by renames, so a process killed at any instant leaves either the

@@ -1,4 +1,4 @@
-// The one-cycle learning-rate schedule of the MtM training recipe (SPEC.md §4 "Optimiser"):
+// The one-cycle learning-rate schedule of the MtM training recipe (docs/method.md §4.5):
 // a linear warm-up to the peak over the first warmupFraction of the steps, then a cosine down to
 // nearly zero. Start and end values follow PyTorch's OneCycleLR defaults (peak / 25 at the start,
 // start / 1e4 at the end), so a warm-up step never has a zero learning rate.

@@ -1,5 +1,5 @@
 // A loopback Alyx + file server for tests: replays IBL's real REST responses, serves generated files
-// with their md5, and injects faults (5xx, 429, dropped connections, bad checksums, expired tokens) (SPEC.md §2).
+// with their md5, and injects faults (5xx, 429, dropped connections, bad checksums, expired tokens) (docs/method.md §2.1).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

@@ -1,6 +1,6 @@
 // BatchMatMul (every tf.matMul, 2-D or batched, forward and backward) through the native GEMM,
-// in place on the backend's memory: PERF-NOTES.md measured tfjs-wasm's transposed and batched
-// products at ~1.5 GFLOP/s, 71 % of an NDT1 step; the native GEMM runs them all at BLAS speed.
+// in place on the backend's memory: tfjs-wasm runs transposed and batched products at ~1.5
+// GFLOP/s (docs/performance.md §2.1), 71 % of an NDT1 step; the native GEMM runs them all at BLAS speed.
 import * as tf from '../tf.ts';
 import type { BackendAccess, TensorInfo } from './access.ts';
 import type { NativeKernels } from './native.ts';

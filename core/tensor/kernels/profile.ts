@@ -1,4 +1,4 @@
-// Time per tfjs kernel of one call of a function (issue 4: "profile per kernel"): tf.profile's
+// Time per tfjs kernel of one call of a function (docs/performance.md §1: measure per kernel before and after a change): tf.profile's
 // records grouped by kernel name, largest first, with the time spent outside any kernel.
 import * as tf from '../tf.ts';
 import { loadNative } from './native.ts';
