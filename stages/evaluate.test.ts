@@ -55,7 +55,7 @@ async function savedModel(config: Record<string, unknown> = {}, sessionId = 's1'
 const ctxWithNdt1 = () => ({ ...testContext('evaluate'), architectures: new Map([['ndt1', ndt1Architecture]]) });
 const fast = { batchSize: 16, forwardPredictionBins: 2, decodingFolds: 3, decodingLambdas: [0.1, 10] };
 
-test('params: every field has a default; the defaults are the SPEC settings', () => {
+test('params: every field has a default; the defaults are those of docs/method.md §5', () => {
   const p = evaluateParams.parse({});
   assert.equal(p.tasks, ['coSmoothing', 'forwardPrediction', 'interRegion', 'intraRegion']);
   assert.is(p.forwardPredictionBins, 10);

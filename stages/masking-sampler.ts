@@ -1,4 +1,4 @@
-// Cuts binned sessions into shuffled batches of one session's trials and masks each batch (SPEC.md §3, §5 multi-session and few-shot).
+// Cuts binned sessions into shuffled batches of one session's trials and masks each batch (docs/method.md §3; multi-session and few-shot: §5.5).
 //
 // Decisions:
 // - Fair sessions. A batch never mixes sessions, and with shuffle on, each epoch interleaves the
@@ -25,7 +25,7 @@ const ratio = (def: number, what: string) => z.number().min(0).max(1).default(de
 export const maskingSamplerParams = z.object({
   split: z.enum(['train', 'val', 'test']).default('train').describe('which trials to batch: the split the binning stage assigned to each trial'),
   batchSize: z.number().int().min(1).default(16).describe('trials per batch; a batch never mixes sessions'),
-  mode: z.enum(MASKING_SCHEMES as [MaskingScheme, ...MaskingScheme[]]).default('mtm').describe('masking mode (SPEC.md §3); mtm draws one of neuron, causal, inter-region, intra-region per batch'),
+  mode: z.enum(MASKING_SCHEMES as [MaskingScheme, ...MaskingScheme[]]).default('mtm').describe('masking mode (docs/method.md §3.1); mtm draws one of neuron, causal, inter-region, intra-region per batch'),
   epochs: z.number().int().min(1).default(1).describe('passes over the trials; each epoch is reshuffled and remasked'),
   shuffle: z.boolean().default(true).describe('shuffle trials within each session and the order of batches across sessions, per epoch, from the graph seed'),
   dropLast: z.boolean().default(false).describe("drop each session's last batch when it has fewer than batchSize trials"),
@@ -153,7 +153,7 @@ export const maskingSampler = defineStage({
   id: 'masking-sampler',
   version: 1,
   summary: 'Batches trials of one split, one session per batch, shuffled per epoch, each batch masked by the chosen mode',
-  spec: 'SPEC.md §3',
+  spec: 'docs/method.md §3',
   inputs: {
     sessions: { type: 'binned-session', description: 'binned, region-labelled sessions (all are needed before the first epoch is shuffled)', collect: true },
   },

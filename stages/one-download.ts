@@ -1,4 +1,4 @@
-// Sessions from IBL's ONE (Alyx search + verified downloads into the ONE cache, or the cache alone) as spike trains (SPEC.md §2).
+// Sessions from IBL's ONE (Alyx search + verified downloads into the ONE cache, or the cache alone) as spike trains (docs/method.md §2.1, §2.2).
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -57,7 +57,7 @@ export const oneDownload = defineStage({
   id: 'one-download',
   version: 1,
   summary: 'Finds sessions through ONE, downloads their spike sorting, trials and behaviour into the ONE cache, and emits spike trains',
-  spec: 'SPEC.md §2',
+  spec: 'docs/method.md §2.1',
   inputs: {
     sessions: { type: 'session-ref', description: 'sessions to load, e.g. from the simulator: each is resolved through a ONE client on its own cache folder', optional: true },
   },

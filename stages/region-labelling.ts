@@ -1,4 +1,4 @@
-// Labels each neuron with its Allen, Beryl and Cosmos region from its Allen CCF id (SPEC.md §2, region labels).
+// Labels each neuron with its Allen, Beryl and Cosmos region from its Allen CCF id (docs/method.md §2.3).
 import { concatMap } from 'rxjs';
 import { z } from 'zod';
 import { defineStage, pipePorts } from '../core/stage.ts';
@@ -10,7 +10,7 @@ export const regionLabelling = defineStage({
   id: 'region-labelling',
   version: 1,
   summary: `Sets each neuron's acronym (Allen, Beryl or Cosmos level) and its Beryl and Cosmos regions; '${UNLOCATED}' for units with no location, '${VOID}' for id 0, '${UNKNOWN}' for ids not in the atlas`,
-  spec: 'SPEC.md §2',
+  spec: 'docs/method.md §2.3',
   inputs: { sessions: { type: 'binned-session', description: 'binned sessions whose neurons carry an Allen CCF id (atlasId)' } },
   outputs: { sessions: { type: 'binned-session', description: 'the same sessions with acronym, beryl and cosmos filled' } },
   params: z.object({

@@ -1,4 +1,4 @@
-// Collects evaluation and training metrics into report.json, report.md and plots (SPEC.md §5-6).
+// Collects evaluation and training metrics into report.json, report.md and plots (docs/method.md §5, §6.2).
 //
 // What it reads (see core/report/summary.ts and core/report/detail.ts):
 // - `metrics`: every Metrics item of the run, from any number of nodes (list several edges).
@@ -229,7 +229,7 @@ export const report = defineStage({
   id: 'report',
   version: 1,
   summary: 'Writes report.json, report.md and plots (loss curves, per-neuron bps, rasters, bps per model) from the run\'s metrics',
-  spec: 'SPEC.md §5-6',
+  spec: 'docs/method.md §6.2',
   inputs: {
     metrics: { type: 'metrics', description: 'evaluation metrics per (session, model label) and training metrics per epoch, from any number of nodes', collect: true },
     details: { type: 'artifact', description: 'evaluation detail files (*.eval-detail.json) or folders holding them: per-neuron bps and rasters', collect: true, optional: true },

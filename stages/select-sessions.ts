@@ -1,4 +1,4 @@
-// Passes on a chosen subset of binned sessions: the first N to arrive, or those named (SPEC.md §5, pretraining on N sessions).
+// Passes on a chosen subset of binned sessions: the first N to arrive, or those named (docs/method.md §5.5, pretraining on N sessions).
 //
 // Decisions:
 // - Order is the order of arrival. The data path keeps it (simulate yields sessions in index
@@ -27,7 +27,7 @@ export const selectSessions = defineStage({
   id: 'select-sessions',
   version: 1,
   summary: 'Passes on the first N binned sessions to arrive, or those named by id; drops the rest',
-  spec: 'SPEC.md §5',
+  spec: 'docs/method.md §5.5',
   inputs: { sessions: { type: 'binned-session', description: 'binned sessions, in a stable order (e.g. straight from a simulation)' } },
   outputs: { sessions: { type: 'binned-session', description: 'the selected sessions, unchanged, in their order of arrival' } },
   params: selectSessionsParams,

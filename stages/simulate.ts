@@ -1,4 +1,4 @@
-// Simulates realistic IBL-like sessions into a ONE-layout cache and emits them (SPEC.md §2, embedded default).
+// Simulates realistic IBL-like sessions into a ONE-layout cache and emits them (docs/method.md §2.6).
 import { z } from 'zod';
 import { defineStage } from '../core/stage.ts';
 import type { SessionRef } from '../core/payloads.ts';
@@ -47,7 +47,7 @@ export const simulate = defineStage({
   id: 'simulate',
   version: 1,
   summary: 'Writes simulated multi-region sessions with known true rates into a ONE-layout cache and emits a reference to each',
-  spec: 'SPEC.md §2',
+  spec: 'docs/method.md §2.6',
   inputs: {},
   outputs: { sessions: { type: 'session-ref', description: 'one reference per simulated session (eid and folder in the cache)' } },
   params: simulateParams,

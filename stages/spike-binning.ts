@@ -1,4 +1,4 @@
-// Spike trains -> trial-aligned binned counts with trial filter, split and behaviour (SPEC.md §2, binning).
+// Spike trains -> trial-aligned binned counts with trial filter, split and behaviour (docs/method.md §2.4).
 import { concatMap } from 'rxjs';
 import { z } from 'zod';
 import { defineStage, pipePorts } from '../core/stage.ts';
@@ -39,7 +39,7 @@ export const spikeBinning = defineStage({
   id: 'spike-binning',
   version: 1,
   summary: 'Bins spike trains into trials x bins x neurons counts around an event, filters and splits trials, resamples behaviour',
-  spec: 'SPEC.md §2',
+  spec: 'docs/method.md §2.4',
   inputs: { sessions: { type: 'spike-trains', description: 'one session\'s spikes, clusters, trials and behaviour' } },
   outputs: { sessions: { type: 'binned-session', description: 'binned counts with trial split, behaviour and neuron table (Allen labels)' } },
   params: spikeBinningParams,

@@ -1,4 +1,4 @@
-// Streams a new recording through a trained model: online binning, a calibrated fresh stitcher, causal predictions written as they come (SPEC.md §1 streaming).
+// Streams a new recording through a trained model: online binning, a calibrated fresh stitcher, causal predictions written as they come (docs/method.md §1.3).
 //
 // Decisions:
 // - Chunks and bins stay inside this one stage (no new payload types): the source is a param
@@ -119,7 +119,7 @@ export const streamPredict = defineStage({
   id: 'stream-predict',
   version: 1,
   summary: 'Streams a new recording (synthetic, phy/Kilosort or ALF) through a trained model: online bins, calibrated fresh stitcher, causal rate predictions written as they come',
-  spec: 'SPEC.md §1',
+  spec: 'docs/method.md §1.3',
   inputs: {
     model: { type: 'model', description: 'the trained model to stream with (instead of the `model` param)', optional: true, collect: true },
   },

@@ -1,4 +1,4 @@
-// Writes sweep.json, sweep.md and plots of each metric against a swept variable encoded in the model labels (SPEC.md §5: scaling with pretraining sessions, few-shot curves).
+// Writes sweep.json, sweep.md and plots of each metric against a swept variable encoded in the model labels (docs/method.md §5.5: scaling with pretraining sessions, few-shot curves).
 //
 // Decisions (see core/report/sweep.ts for the numbers):
 // - The swept variable lives in the model label (`mtm-n4`: series mtm, x 4), parsed by `pattern`
@@ -59,7 +59,7 @@ export const sweepReport = defineStage({
   id: 'sweep-report',
   version: 1,
   summary: 'Plots each evaluation metric against a variable swept across models (read from their labels, e.g. mtm-n4), one line per series; writes sweep.json, sweep.md and the plots',
-  spec: 'SPEC.md §5',
+  spec: 'docs/method.md §5.5',
   inputs: {
     metrics: { type: 'metrics', description: 'evaluation metrics per (session, model label); training metrics are ignored', collect: true },
   },

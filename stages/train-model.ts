@@ -1,4 +1,4 @@
-// Trains a registered architecture on masked batches with AdamW, a one-cycle schedule, clipping, early stopping, checkpoints and resume (SPEC.md §4).
+// Trains a registered architecture on masked batches with AdamW, a one-cycle schedule, clipping, early stopping, checkpoints and resume (docs/method.md §4).
 //
 // Decisions:
 // - Resume: `last/` in the node's artifact folder is rewritten after every epoch (and at the
@@ -20,7 +20,7 @@
 // - Session tokens: `auto` turns the architecture's sessionTokens on when the model is built for
 //   more than one session (those on the sessions port, the val batches and the first training
 //   batch), so a multi-session model tells its sessions apart beyond their stitchers.
-// - Fine-tuning (`init`, SPEC.md §5): the model is rebuilt from the pretrained folder's config and
+// - Fine-tuning (`init`, docs/method.md §4.7, §5.5): the model is rebuilt from the pretrained folder's config and
 //   sessions and every saved weight is loaded (a missing, extra or reshaped weight is an error
 //   naming the file); each session of the batches the model does not know gets fresh per-session
 //   weights (stitchers, session token) drawn from the graph seed. `trainScope: all` trains every
@@ -198,7 +198,7 @@ export const trainModel = defineStage({
   id: 'train-model',
   version: 1,
   summary: 'Trains a model architecture on masked batches (AdamW, one-cycle schedule, clipping), keeps the best checkpoint on validation loss, resumes after a crash',
-  spec: 'SPEC.md §4',
+  spec: 'docs/method.md §4',
   inputs: {
     train: { type: 'masked-batch', description: 'training batches, epoch after epoch, pulled as fast as training goes' },
     val: { type: 'masked-batch', description: 'a fixed validation set (a sampler with epochs 1), scored after every epoch', collect: true, optional: true },

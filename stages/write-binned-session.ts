@@ -1,4 +1,4 @@
-// Writes each binned session as a folder of .npy, Parquet and JSON files that numpy/pandas read (SPEC.md §6).
+// Writes each binned session as a folder of .npy, Parquet and JSON files that numpy/pandas read (docs/method.md §6.4).
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { concatMap } from 'rxjs';
@@ -84,7 +84,7 @@ export const writeBinnedSession = defineStage({
   id: 'write-binned-session',
   version: 1,
   summary: 'Writes each binned session to <out>/<sessionId>/: counts.npy, trials.parquet, neurons.parquet, per-bin .npy, meta.json',
-  spec: 'SPEC.md §6',
+  spec: 'docs/method.md §6.4',
   inputs: { sessions: { type: 'binned-session', description: 'binned sessions to save' } },
   outputs: { files: { type: 'artifact', description: 'one folder per session' } },
   params: z.object({

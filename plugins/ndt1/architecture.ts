@@ -1,4 +1,4 @@
-// The NDT1 architecture contribution (SPEC.md §4): config schema and builder for the model stage.
+// The NDT1 architecture contribution (docs/method.md §4.1): config schema and builder for the model stage.
 import type { ArchitectureContribution } from '../../core/architecture.ts';
 import { Ndt1Model, ndt1ConfigSchema } from './model.ts';
 

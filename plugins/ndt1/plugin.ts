@@ -1,4 +1,4 @@
-// The NDT1 plugin manifest: contributes the ndt1 architecture (SPEC.md §4).
+// The NDT1 plugin manifest: contributes the ndt1 architecture (docs/method.md §4.1).
 import { definePlugin } from '../../core/plugin.ts';
 import pkg from './package.json' with { type: 'json' };
 import { ndt1Architecture } from './architecture.ts';

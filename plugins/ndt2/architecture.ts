@@ -1,4 +1,4 @@
-// The NDT2 architecture contribution (SPEC.md §4): config schema and builder for the model stage.
+// The NDT2 architecture contribution (docs/method.md §4.2): config schema and builder for the model stage.
 import type { ArchitectureContribution } from '../../core/architecture.ts';
 import { Ndt2Model, ndt2ConfigSchema } from './model.ts';
 

@@ -1,4 +1,4 @@
-// NDT2 (SPEC.md §4): space-time patch tokens (1 bin x P neurons), learned time- and space-patch
+// NDT2 (docs/method.md §4.2): space-time patch tokens (1 bin x P neurons), learned time- and space-patch
 // embeddings, learned prompt and session tokens, a pre-LayerNorm encoder, per-token readout.
 //
 // Decisions, made here:
@@ -8,7 +8,7 @@
 //   MLP's first Linear as a zero term, so it carries no information. The readout's padded slots
 //   are cropped before the log-rates leave the model, so the loss never sees (or trains) them.
 // - Tokens are ordered time-major (bin t, patch s at index t * nPatches + s), so [B, T, nP * P]
-//   -> [B, T * nP, P] is a plain reshape (no gather, no 5-D transpose: PERF-NOTES.md).
+//   -> [B, T * nP, P] is a plain reshape (no gather, no 5-D transpose: docs/performance.md §2.2, §2.3).
 // - binValid (padded bins) masks every patch token of a padded bin as a key.
 // - Per-session weights, keyed by session id: the session token, and optionally a per-session
 //   input projection Linear(N_s -> nP * P) in front of the patching (`sessionInput`). The patch
@@ -58,7 +58,7 @@ export function patchCount(nNeurons: number, patchSize: number): number {
 
 const BLOCKED = -1e9;
 
-/** The wasm backend's heap cannot grow past 4 GiB (PERF-NOTES.md). */
+/** The wasm backend's heap cannot grow past 4 GiB (docs/performance.md §2.5). */
 const WASM_HEAP_BYTES = 4 * 2 ** 30;
 
 /**
@@ -78,7 +78,7 @@ export function estimatePeakBytes(o: { batch: number; tokens: number; heads: num
  * `bins` x `patches` patch tokens in time-major order, or null when nothing is masked.
  * - causal: a patch token of bin t sees the prefix and every patch of bins <= t (its own bin's
  *   other patches included); prefix tokens see only the prefix, so they cannot carry a later bin
- *   to an earlier one (SPEC.md §3, the reference's leak).
+ *   to an earlier one (docs/method.md §3.3, the reference's leak).
  * - binValid [B * bins] (1 = real bin, 0 = padding): no token attends to a padded bin's patches.
  * With patches = 1 this is core's attentionBias.
  */

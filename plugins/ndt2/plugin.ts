@@ -1,4 +1,4 @@
-// The NDT2 plugin manifest: contributes the ndt2 architecture (SPEC.md §4).
+// The NDT2 plugin manifest: contributes the ndt2 architecture (docs/method.md §4.2).
 import { definePlugin } from '../../core/plugin.ts';
 import pkg from './package.json' with { type: 'json' };
 import { ndt2Architecture } from './architecture.ts';
