@@ -1,4 +1,4 @@
-// Binning throughput (SPEC.md §2 reference settings): our one-pass binning against numpy's
+// Binning throughput (docs/method.md §2.4; results: docs/performance.md §6): our one-pass binning against numpy's
 // searchsorted + bincount on the same >= 20 M spikes, both best of a few runs, I/O excluded.
 // Headline: each run returns a fresh counts array on both sides (as the stage does per session).
 // Also timed: counting into a reused, re-zeroed output, which shows the counting itself (fresh

@@ -1,4 +1,4 @@
-// Streaming benchmark (SPEC.md §1 streaming, issue 6): a simulated one-hour recording streamed at
+// Streaming benchmark (docs/method.md §1.3; results: docs/performance.md §7): a simulated one-hour recording streamed at
 // full speed through an NDT1 of the default config, at 300 and 1,000 neurons: forward-pass time
 // per 20 ms bin (msPerBin, goal < 2 ms = 10 % of real time), pass latency, whole-pipeline time per
 // bin, and peak resident memory with its slope over the hour. Each neuron count runs in its own

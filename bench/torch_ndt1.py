@@ -1,4 +1,4 @@
-# PyTorch peer of mtm-flow's NDT1 (SPEC.md section 4) for the training-throughput benchmark:
+# PyTorch peer of mtm-flow's NDT1 (docs/method.md §4.1) for the training-throughput benchmark:
 # the same model, loss, masking and optimiser as plugins/ndt1, timed on the same CPU.
 # Run by bench/torch-peer.ts with bench/.venv's python (bench/setup-peer.sh: pip's torch) or Debian's
 # /usr/bin/python3 with python3-torch; prints ONE JSON line.
@@ -98,7 +98,7 @@ def poisson_nll(log_rates, target, loss_mask):
 
 
 def temporal_mask(batch, bins, neurons, ratio, gen):
-    """SPEC.md section 3 'temporal': each bin masked with p = ratio, all neurons at that bin."""
+    """docs/method.md §3.1 'temporal': each bin masked with p = ratio, all neurons at that bin."""
     bins_masked = (torch.rand(batch, bins, 1, generator=gen) < ratio).float()
     return bins_masked.expand(batch, bins, neurons).contiguous()
 

@@ -1,4 +1,4 @@
-// Issue 3's end-to-end check: `mtm simulate`, then graphs/bin-session.yaml on the result, gives
+// The data path end to end: `mtm simulate`, then graphs/bin-session.yaml on the result, gives
 // counts equal to an independent count of the same spikes read straight from the cache.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';

@@ -1,5 +1,5 @@
 // graphs/pretrain.yaml -> graphs/finetune.yaml through the CLI, as a user runs them: a two-session
-// pretrained model is fine-tuned on a held-out simulated session with two few-shot k (issue 6).
+// pretrained model is fine-tuned on a held-out simulated session with two few-shot k (docs/method.md §5.5).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

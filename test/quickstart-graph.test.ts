@@ -1,6 +1,6 @@
 // graphs/quickstart.yaml end to end as the README runs it, with small sizes: simulate -> bin ->
 // label -> NDT1 with MtM and with temporal masking -> evaluate -> report. Checks that `mtm run`
-// points at the report and that the report holds every SPEC.md §6 key, the oracle ratios and the plots.
+// points at the report and that the report holds every docs/method.md §6.2 key, the oracle ratios and the plots.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';

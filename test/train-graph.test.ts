@@ -1,5 +1,5 @@
 // graphs/train.yaml trains both architectures with MtM and with temporal masking, and saves a
-// model that loads back (issue 4's "done when"; the resume case is in train-resume.test.ts).
+// model that loads back (the resume case is in train-resume.test.ts).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
