@@ -66,6 +66,42 @@ export interface LeaveOneOutInput extends Omit<ModelInput, 'input'> {
   leftOut: Int32Array;
 }
 
+/** What an incremental causal stream reads and predicts (ArchitectureModel.openCausalStream). */
+export interface CausalStreamOptions {
+  /** The session whose per-session weights read the stream's neurons. */
+  sessionId: string;
+  /** Prompt mode, as ModelInput.mode ('causal', or 'temporal' for a model without prompts). */
+  mode: MaskingMode;
+  /** Independent caches to keep (a predictor staggers their restarts; see core/stream/cached-predictor.ts). */
+  caches: number;
+  /** Most bins one cache holds; a prediction then sits at position maxBins, inside the model's positions. */
+  maxBins: number;
+}
+
+/**
+ * Causal prediction one bin at a time from key/value caches: each cache holds the bins appended
+ * since its last reset at positions 0, 1, ..., and every appended bin costs one token's work.
+ * The contract, which a test must show for an implementation: predictNext(k) equals, to float32
+ * rounding, the last time step of `forward({ input: [cache k's bins, then one zeroed bin], mode,
+ * causal: true }, { training: false })`, i.e. a windowed causal pass over exactly that span.
+ * Weights are read when the stream is opened: open a new one after changing them. Uses no
+ * tensors after opening (plain typed arrays), so nothing is left to dispose but the caches.
+ */
+export interface CausalStream {
+  readonly caches: number;
+  /** Most bins one cache holds (CausalStreamOptions.maxBins). */
+  readonly maxBins: number;
+  /** Bins cache k holds. */
+  length(cache: number): number;
+  /** Empties cache k: its next bin takes position 0. */
+  reset(cache: number): void;
+  /** Appends one observed bin (counts per neuron) to every cache; a full cache throws. */
+  append(counts: ArrayLike<number>): void;
+  /** Log-rates of the next bin (position length(k) of cache k) into `out`, without appending it. */
+  predictNext(cache: number, out: Float32Array): void;
+  dispose(): void;
+}
+
 export interface ForwardOptions {
   /** Dropout on when true; evaluation passes false. */
   training: boolean;
@@ -102,6 +138,12 @@ export interface ArchitectureModel {
    * output row ([B * T]).
    */
   forwardLeaveOneOut?(input: LeaveOneOutInput, opts: ForwardOptions): tf.Tensor3D;
+  /**
+   * Optional incremental causal prediction (per-bin streaming with a key/value cache): see
+   * CausalStream for the contract. Without it, streaming runs the windowed causal pass
+   * (core/stream/predictor.ts) at every stride, stride 1 included.
+   */
+  openCausalStream?(opts: CausalStreamOptions): CausalStream;
   /**
    * Trainable variables: 'all', 'sessions' (per-session weights only, for a frozen core), or the
    * per-session weights of one session id.

@@ -1033,6 +1033,7 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
 }
 
 #include "encoder_layer.h"
+#include "stream_step.h"
 
 napi_value set_string(napi_env env, napi_value obj, const char* key, const std::string& v) {
   napi_value s;
@@ -1197,6 +1198,8 @@ NAPI_MODULE_INIT() {
       {"aleaDropout", nullptr, AleaDropout, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linear", nullptr, LinearFwd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearGrad", nullptr, LinearGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamMatVec", nullptr, StreamMatVec, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"streamSparseRows", nullptr, StreamSparseRows, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -11,13 +11,15 @@
 // The same holds for a session added to a pretrained model for fine-tuning. The weights keep
 // their default init; without meanCounts the bias does too.
 import { z } from 'zod';
-import type { ArchitectureModel, BuildOptions, ForwardOptions, LeaveOneOutInput, ModelInput, SessionSpec } from '../../core/architecture.ts';
+import type { ArchitectureModel, BuildOptions, CausalStream, CausalStreamOptions, ForwardOptions, LeaveOneOutInput, ModelInput, SessionSpec } from '../../core/architecture.ts';
+import { tokenMath } from '../../core/stream/token-math.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
 import { attentionBias, dropout, Encoder, LayerNorm, softsign, type ForwardContext } from '../../core/tensor/layers.ts';
 import { Linear } from '../../core/tensor/linear.ts';
 import { ParamStore } from '../../core/tensor/params.ts';
 import * as tf from '../../core/tensor/tf.ts';
+import { Ndt1CausalStream, type Ndt1StreamWeights } from './causal-stream.ts';
 
 export const ndt1ConfigSchema = z.object({
   dModel: z.number().int().min(1).default(64).describe('token width D (reference: 512)'),
@@ -195,6 +197,46 @@ export class Ndt1Model implements ArchitectureModel {
       );
       return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
     });
+  }
+
+  /**
+   * Per-bin causal streaming (ArchitectureModel.openCausalStream; plugins/ndt1/causal-stream.ts):
+   * copies this session's weights out once. `kernels: 'js'` forces the plain JS arithmetic (tests).
+   */
+  openCausalStream(o: CausalStreamOptions & { kernels?: 'auto' | 'js' }): CausalStream {
+    const st = this.stitcher(o.sessionId);
+    const c = this.config;
+    const read = (t: tf.Tensor) => t.dataSync() as Float32Array;
+    const prefix: Float32Array[] = [];
+    if (st.token) prefix.push(read(st.token));
+    const promptIndex = MTM_MODES.indexOf(o.mode);
+    if (this.prompts && promptIndex >= 0) prefix.push(read(this.prompts).slice(promptIndex * c.dModel, (promptIndex + 1) * c.dModel));
+    const w: Ndt1StreamWeights = {
+      nNeurons: st.spec.nNeurons,
+      dModel: c.dModel,
+      heads: c.heads,
+      mlpDim: c.mlpDim,
+      hidden: st.in1.outDim,
+      in1W: read(st.in1.weight),
+      in1B: read(st.in1.bias!),
+      in2W: read(st.in2.weight),
+      in2B: read(st.in2.bias!),
+      position: read(this.position),
+      positions: c.maxBins,
+      prefix,
+      layers: this.encoder.layers.map((l) => ({
+        ln1Gamma: read(l.ln1.gamma), ln1Beta: read(l.ln1.beta), ln1Eps: l.ln1.eps,
+        qkvW: read(l.attn.qkv.weight), qkvB: read(l.attn.qkv.bias!), outW: read(l.attn.out.weight), outB: read(l.attn.out.bias!),
+        ln2Gamma: read(l.ln2.gamma), ln2Beta: read(l.ln2.beta), ln2Eps: l.ln2.eps,
+        fc1W: read(l.fc1.weight), fc1B: read(l.fc1.bias!), fc2W: read(l.fc2.weight), fc2B: read(l.fc2.bias!),
+      })),
+      finalGamma: read(this.finalNorm.gamma),
+      finalBeta: read(this.finalNorm.beta),
+      finalEps: this.finalNorm.eps,
+      readoutW: read(st.readout.weight),
+      readoutB: read(st.readout.bias!),
+    };
+    return new Ndt1CausalStream(w, { caches: o.caches, maxBins: o.maxBins }, tokenMath(o.kernels ?? 'auto'));
   }
 
   trainableVariables(scope: 'all' | 'sessions' | { sessionId: string } = 'all'): tf.Variable[] {
