@@ -1,4 +1,5 @@
-// Poisson negative log-likelihood on log-rates over the scored entries (SPEC.md §4 "Loss").
+// Poisson negative log-likelihood on log-rates over the scored entries (docs/method.md §4.4).
+import { fusedLossAvailable, fusedPoissonNll } from './kernels/train.ts';
 import * as tf from './tf.ts';
 
 /**
@@ -10,6 +11,9 @@ export function poissonNll(logRates: tf.Tensor, target: tf.Tensor, lossMask: tf.
   return tf.tidy(() => {
     const mask = lossMask.dtype === 'float32' ? lossMask : tf.cast(lossMask, 'float32');
     const y = target.dtype === 'float32' ? target : tf.cast(target, 'float32');
+    // One native kernel each way (core/tensor/kernels/train.ts), where tfjs runs ~8 and their gradients.
+    const same = tf.util.arraysEqual(logRates.shape, y.shape) && tf.util.arraysEqual(logRates.shape, mask.shape);
+    if (same && logRates.dtype === 'float32' && fusedLossAvailable()) return fusedPoissonNll(logRates, y, mask);
     const perEntry = tf.sub(tf.exp(logRates), tf.mul(y, logRates));
     const total = tf.sum(tf.mul(perEntry, mask));
     return tf.div(total, tf.maximum(tf.sum(mask), 1)) as tf.Scalar;

@@ -1,9 +1,10 @@
 // AdamW (Loshchilov & Hutter): Adam with weight decay decoupled from the gradient, as
-// torch.optim.AdamW computes it (SPEC.md §4 "Optimiser"). Written here rather than taken from
+// torch.optim.AdamW computes it (docs/method.md §4.5). Written here rather than taken from
 // tf.train.adam because the moments must be named by the model's stable weight names, so they
 // can be checkpointed and restored in another process, and the decay must be decoupled.
 import * as tf from '../tensor/tf.ts';
 import { adamwUpdate, fusedKernelsActive } from '../tensor/kernels/fused.ts';
+import { adamwInPlace, fusedOptimizerAvailable, type AdamWOperands } from '../tensor/kernels/train.ts';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -68,6 +69,14 @@ export class AdamW {
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
     const decay = 1 - lr * this.weightDecay;
+    if (typeof gradScale === 'number' && fusedOptimizerAvailable()) {
+      // Every weight in one native call, in place (core/tensor/kernels/train.ts); any weight it
+      // cannot update that way goes through the loop below.
+      const items = new Map<AdamWOperands, ParamGrad>();
+      for (const pg of params) items.set({ p: pg.variable, g: pg.grad, m: this.moment(this.m, pg.name, pg.variable), v: this.moment(this.v, pg.name, pg.variable) }, pg);
+      const rest = adamwInPlace([...items.keys()], { gradScale, beta1: b1, beta2: b2, sqrtBc2, epsilon: this.epsilon, decay, stepSize });
+      params = rest.map((it) => items.get(it)!);
+    }
     tf.tidy(() => {
       for (const { name, variable, grad } of params) {
         const m = this.moment(this.m, name, variable);

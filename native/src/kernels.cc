@@ -1033,6 +1033,7 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
 }
 
 #include "encoder_layer.h"
+#include "model_kernels.h"
 #include "stream_step.h"
 
 napi_value set_string(napi_env env, napi_value obj, const char* key, const std::string& v) {
@@ -1198,6 +1199,11 @@ NAPI_MODULE_INIT() {
       {"aleaDropout", nullptr, AleaDropout, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linear", nullptr, LinearFwd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearGrad", nullptr, LinearGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamwInPlace", nullptr, AdamWInPlace, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"poissonNll", nullptr, PoissonNll, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"poissonNllGrad", nullptr, PoissonNllGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"embed", nullptr, Embed, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamMatVec", nullptr, StreamMatVec, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"streamSparseRows", nullptr, StreamSparseRows, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

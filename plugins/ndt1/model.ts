@@ -1,4 +1,4 @@
-// NDT1 (SPEC.md §4): one token per time bin, per-session stitchers keyed by session id, learned
+// NDT1 (docs/method.md §4.1): one token per time bin, per-session stitchers keyed by session id, learned
 // position, prompt and session tokens, and a pre-LayerNorm transformer encoder.
 //
 // Readout init, decided here: when a session arrives with its neurons' mean training counts
@@ -15,6 +15,7 @@ import type { ArchitectureModel, BuildOptions, CausalStream, CausalStreamOptions
 import { tokenMath } from '../../core/stream/token-math.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
+import { fusedEmbedAvailable, fusedEmbed } from '../../core/tensor/kernels/embed.ts';
 import { attentionBias, dropout, Encoder, LayerNorm, softsign, type ForwardContext } from '../../core/tensor/layers.ts';
 import { Linear } from '../../core/tensor/linear.ts';
 import { ParamStore } from '../../core/tensor/params.ts';
@@ -119,14 +120,15 @@ export class Ndt1Model implements ArchitectureModel {
   }
 
   forward(x: ModelInput, opts: ForwardOptions): tf.Tensor3D {
-    return this.forwardFrom(x, opts, x.input.shape[0], (st) => st.in1.apply(x.input));
+    return this.forwardFrom(x, opts, x.input.shape[0], (st) => st.in1.apply(x.input), true);
   }
 
   /**
    * The forward pass of `b` rows from the stitcher's first Linear on: `firstLayer` returns its
-   * output [b, T, hidden] before softsign (the leave-one-out path supplies its own).
+   * output [b, T, hidden] before softsign (the leave-one-out path supplies its own). `ownInput`:
+   * firstLayer is the stitcher's in1 on x.input, so the fused embedding may replace the lot.
    */
-  private forwardFrom(x: ModelInput, opts: ForwardOptions, b: number, firstLayer: (st: Stitcher) => tf.Tensor): tf.Tensor3D {
+  private forwardFrom(x: ModelInput, opts: ForwardOptions, b: number, firstLayer: (st: Stitcher) => tf.Tensor, ownInput = false): tf.Tensor3D {
     const st = this.stitcher(x.sessionId);
     const [, t, n] = x.input.shape;
     if (n !== st.spec.nNeurons) throw new Error(`ndt1: batch of session ${x.sessionId} has ${n} neurons, its stitcher ${st.spec.nNeurons}`);
@@ -135,19 +137,28 @@ export class Ndt1Model implements ArchitectureModel {
     const rng = opts.training && opts.seed !== undefined ? createRng(opts.seed) : this.dropoutRng;
     const ctx: ForwardContext = { training: opts.training, rng };
     return tf.tidy(() => {
-      const embedded = st.in2.apply(softsign(firstLayer(st)));
-      let tokens = tf.add(embedded, tf.slice(this.position, [0, 0], [t, d])) as tf.Tensor3D;
       // Prompt and session tokens are prepended after the position embedding: they carry none.
       const prefix: tf.Tensor[] = [];
       if (st.token) prefix.push(st.token);
       const promptIndex = MTM_MODES.indexOf(x.mode);
       if (this.prompts && promptIndex >= 0) prefix.push(tf.slice(this.prompts, [promptIndex, 0], [1, d]));
       const p = prefix.length;
-      if (p > 0) {
-        const pre = tf.broadcastTo(tf.reshape(p === 1 ? prefix[0] : tf.concat(prefix, 0), [1, p, d]), [b, p, d]);
-        tokens = tf.concat([pre, tokens], 1) as tf.Tensor3D;
+      const rate = this.config.embedDropout;
+      let tokens: tf.Tensor3D;
+      if (ownInput && rate < 1 && x.input.dtype === 'float32' && fusedEmbedAvailable()) {
+        // One native kernel each way for stitcher, positions, prefix and dropout (same draw as below).
+        const seed = ctx.training && rate > 0 ? ctx.rng.int(2 ** 31) : null;
+        const w = { w1: st.in1.weight, b1: st.in1.bias!, w2: st.in2.weight, b2: st.in2.bias!, position: this.position };
+        tokens = fusedEmbed(x.input, w, p === 0 ? null : p === 1 ? prefix[0] : tf.concat(prefix, 0), { rate, seed });
+      } else {
+        const embedded = st.in2.apply(softsign(firstLayer(st)));
+        tokens = tf.add(embedded, tf.slice(this.position, [0, 0], [t, d])) as tf.Tensor3D;
+        if (p > 0) {
+          const pre = tf.broadcastTo(tf.reshape(p === 1 ? prefix[0] : tf.concat(prefix, 0), [1, p, d]), [b, p, d]);
+          tokens = tf.concat([pre, tokens], 1) as tf.Tensor3D;
+        }
+        tokens = dropout(tokens, rate, ctx) as tf.Tensor3D;
       }
-      tokens = dropout(tokens, this.config.embedDropout, ctx) as tf.Tensor3D;
       const bias = attentionBias({ batch: b, prefix: p, length: t, causal: x.causal, keyValid: x.binValid });
       let h = this.finalNorm.apply(this.encoder.apply(tokens, bias, ctx)) as tf.Tensor3D;
       if (p > 0) h = tf.slice(h, [0, p, 0], [b, t, d]);

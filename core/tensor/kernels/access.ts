@@ -23,6 +23,10 @@ export interface BackendAccess {
   runMulti(inputs: TensorInfo[], outShapes: number[][], fn: (ins: Mem[], outs: Mem[]) => void): TensorInfo[] | undefined;
   /** A new tensor info sharing x's values (no copy), with another shape if given. */
   alias(x: TensorInfo, shape?: number[]): TensorInfo;
+  /** Where x's float32 values are, for kernels that update tensors in place; undefined when not reachable. */
+  mem(x: TensorInfo): Mem | undefined;
+  /** How many tensors share x's values (an in-place update is safe only at 1). */
+  refCount(x: TensorInfo): number;
 }
 
 const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
@@ -33,6 +37,7 @@ interface WasmBackendLike {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: 'float32' | 'int32'): TensorInfo;
   incRef(dataId: object): void;
+  refCount(dataId: object): number;
 }
 
 /** The slice of tfjs-backend-cpu's MathBackendCPU used here. */
@@ -40,6 +45,7 @@ interface CpuBackendLike {
   data: { get(dataId: object): { values?: unknown } | undefined };
   makeTensorInfo(shape: number[], dtype: 'float32' | 'int32', values: Float32Array | Int32Array): TensorInfo;
   incRef(dataId: object): void;
+  refCount(dataId: object): number;
 }
 
 export function wasmAccess(backend: unknown): BackendAccess {
@@ -64,6 +70,11 @@ export function wasmAccess(backend: unknown): BackendAccess {
       b.incRef(x.dataId);
       return { dataId: x.dataId, shape: shape ?? x.shape, dtype: x.dtype };
     },
+    mem(x) {
+      const d = b.dataIdMap.get(x.dataId);
+      return d && x.dtype === 'float32' ? { buf: b.wasm.HEAPU8.buffer, off: d.memoryOffset } : undefined;
+    },
+    refCount: (x) => b.refCount(x.dataId),
   };
 }
 
@@ -96,6 +107,11 @@ export function cpuAccess(backend: unknown): BackendAccess {
       b.incRef(x.dataId);
       return { dataId: x.dataId, shape: shape ?? x.shape, dtype: x.dtype };
     },
+    mem(x) {
+      const v = b.data.get(x.dataId)?.values;
+      return v instanceof Float32Array ? { buf: v, off: 0 } : undefined;
+    },
+    refCount: (x) => b.refCount(x.dataId),
   };
 }
 

@@ -1,5 +1,5 @@
-// Registers mtm-flow's fast kernels over tfjs's built-in ones on the running backend (issue 4,
-// PERF-NOTES.md), and can put the built-ins back. Without the native addon nothing changes.
+// Registers mtm-flow's fast kernels over tfjs's built-in ones on the running backend (why each
+// exists: docs/performance.md §3), and can put the built-ins back. Without the native addon nothing changes.
 import * as tf from '../tf.ts';
 import { ACCESS } from './access.ts';
 import { batchMatMulKernel } from './batch-matmul.ts';
@@ -12,6 +12,8 @@ import {
   ALEA_DROPOUT_KERNEL, aleaDropoutKernel, ENCODER_LAYER_GRAD_KERNEL, ENCODER_LAYER_KERNEL, encoderLayerGradKernel, encoderLayerKernel, LINEAR_GRAD_KERNEL,
   LINEAR_KERNEL, linearGradKernel, linearKernel,
 } from './layer.ts';
+import { EMBED_GRAD_KERNEL, EMBED_KERNEL, embedGradKernel, embedKernel } from './embed.ts';
+import { POISSON_NLL_GRAD_KERNEL, POISSON_NLL_KERNEL, poissonNllGradKernel, poissonNllKernel } from './train.ts';
 import type { BackendAccess } from './access.ts';
 import { loadNative, type NativeInfo, type NativeKernels } from './native.ts';
 
@@ -79,6 +81,10 @@ const OWN: Record<string, (native: NativeKernels, access: (backend: unknown) => 
   [ALEA_DROPOUT_KERNEL]: aleaDropoutKernel,
   [LINEAR_KERNEL]: linearKernel,
   [LINEAR_GRAD_KERNEL]: linearGradKernel,
+  [POISSON_NLL_KERNEL]: poissonNllKernel,
+  [POISSON_NLL_GRAD_KERNEL]: poissonNllGradKernel,
+  [EMBED_KERNEL]: embedKernel,
+  [EMBED_GRAD_KERNEL]: embedGradKernel,
 };
 
 /** Kernels of our own (no built-in), keyed backend/kernel. */

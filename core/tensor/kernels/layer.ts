@@ -86,7 +86,7 @@ export function fusedLayerKernelsActive(): boolean {
 }
 
 /** Which fused paths are allowed (both on by default; tests and benchmarks switch them off to compare). */
-const enabled = { layer: true, linear: true, dropout: true };
+const enabled = { layer: true, linear: true, dropout: true, optimizer: true, loss: true, embed: true };
 
 /** Turns the fused paths on or off (all when `which` is omitted); returns the previous settings. */
 export function setFusedKernels(on: boolean, which?: Array<keyof typeof enabled>): typeof enabled {
@@ -103,6 +103,11 @@ export function restoreFusedKernels(s: typeof enabled): void {
 function envOff(): boolean {
   const v = process.env.MTM_FUSED_KERNELS;
   return v === 'off' || v === '0' || v === 'false';
+}
+
+/** Whether fused path `which` is switched on (setFusedKernels, MTM_FUSED_KERNELS); its kernels may still be missing. */
+export function fusedPathOn(which: keyof typeof enabled): boolean {
+  return enabled[which] && !envOff();
 }
 
 export function fusedLayerAvailable(): boolean {

@@ -76,6 +76,19 @@ export interface NativeKernels {
     p1: NativeBuffer, p1Off: number, m1: NativeBuffer, m1Off: number, v1: NativeBuffer, v1Off: number, n: number,
     gradScale: number, beta1: number, beta2: number, sqrtBc2: number, epsilon: number, decay: number, stepSize: number,
   ): void;
+  /** Sum over every listed tensor of x^2 (double accumulation, tensor by tensor in order); sizes in floats. */
+  sumSquares(bufs: NativeBuffer[], offs: Float64Array, sizes: Float64Array): number;
+  /**
+   * AdamW over several weights at once, in place: bufs/offs list p, g, m, v of each weight in
+   * turn, sizes one entry per weight; params [gradScale, beta1, beta2, sqrtBc2, epsilon, decay, stepSize].
+   */
+  adamwInPlace(bufs: NativeBuffer[], offs: Float64Array, sizes: Float64Array, params: Float64Array): void;
+  /** loss = mean over scored entries of mask (exp(x) - y x); count = the scored count (core/tensor/kernels/train.ts). */
+  poissonNll(x: NativeBuffer, xOff: number, y: NativeBuffer, yOff: number, mask: NativeBuffer, mOff: number, loss: NativeBuffer, lossOff: number, count: NativeBuffer, countOff: number, n: number): void;
+  /** dx = scale mask (exp(x) - y). */
+  poissonNllGrad(x: NativeBuffer, xOff: number, y: NativeBuffer, yOff: number, mask: NativeBuffer, mOff: number, dx: NativeBuffer, dxOff: number, n: number, scale: number): void;
+  /** NDT1's stitcher embedding (core/tensor/kernels/embed.ts): mode 0 forward, 1 backward, operands in native/src/model_kernels.h's order. */
+  embed(mode: 0 | 1, bufs: NativeBuffer[], offs: Float64Array, dims: Float64Array): void;
   info(): NativeInfo;
   /**
    * Switch between OpenBLAS (opened on first request; stays built-in when none is installed) and
