@@ -1,5 +1,6 @@
-// The one interface every model architecture implements (NDT1, NDT2, or a third-party plugin).
-// The masking sampler never sees it: masking acts on the data (docs/method.md §3; this contract: docs/architecture.md §7), and a model only
+// The one interface every model architecture implements (NDT1, NDT2, or a third-party plugin;
+// docs/architecture.md §7).
+// The masking sampler never sees it: masking acts on the data (docs/method.md §3), and a model only
 // receives masked counts plus the mode, which picks its prompt token and causal attention.
 import type { z } from 'zod';
 import type * as tf from './tensor/tf.ts';
