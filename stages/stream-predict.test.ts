@@ -206,4 +206,56 @@ test('graphs/stream.yaml streams a short synthetic recording, and errors name th
   await fail({ model: join(model, 'missing') }, /cannot read model file .*missing\/model\.json/);
 });
 
+test('strideBins 1 predicts every bin from the key/value caches (stream.json and metrics say so); cache off runs windowed passes, equal while the window fills', async () => {
+  const model = await modelFolder();
+  const run = async (cache: 'auto' | 'off') => {
+    const out = join(tempDir('mtm-stream-'), `stride1-${cache}`);
+    const res = await runStage(streamPredict, { model, source: 'synthetic:0.05', syntheticNeurons: 6, calibration: 'none', strideBins: 1, cache, out }, {}, ctx());
+    const header = JSON.parse(readFileSync(join(out, 'stream.json'), 'utf8'));
+    const preds = await readNpy(join(out, 'predictions.npy'));
+    return { header, preds: preds.data as Float32Array, shape: preds.shape, metrics: (res.metrics[0] as Metrics).values };
+  };
+  const cached = await run('auto');
+  const windowed = await run('off');
+  assert.is(cached.header.predictor, 'cached');
+  assert.is(cached.header.summary.predictor, 'cached');
+  assert.equal(cached.header.contextBins, [15, 29]); // 30-bin window: 29-bin caches, restarts 15 bins apart
+  assert.is(windowed.header.predictor, 'windowed');
+  assert.equal(cached.shape, [150, 6]);
+  assert.equal(windowed.shape, [150, 6]);
+  assert.is(cached.metrics.predictedBins, 150);
+  // Bins 0..29 are predicted from bins 0.. on both paths (the window is still filling).
+  for (let i = 0; i < 30 * 6; i++) assert.ok(Math.abs(cached.preds[i] - windowed.preds[i]) < 1e-5, `entry ${i}`);
+  // Later the cached context is shorter than the windowed one's 29 bins, so predictions differ.
+  let later = 0;
+  for (let i = 40 * 6; i < 150 * 6; i++) later = Math.max(later, Math.abs(cached.preds[i] - windowed.preds[i]));
+  assert.ok(later > 1e-6);
+});
+
+test('cached stride 1: heap and tensor count flat over a long stream', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const model = buildModel();
+  const source = syntheticSpikeSource({ durationS: 600, nNeurons: 20, seed: 6 });
+  const heap: number[] = [];
+  const tensors: number[] = [];
+  const s = await runStream({
+    model, source, windowBins: 30, strideBins: 1, sessionId: 'fresh', calibration: { kind: 'none' },
+    onBin: (b) => {
+      if (b.binIndex % 3000 === 0) {
+        gc();
+        heap.push(process.memoryUsage().heapUsed);
+        tensors.push(tf.memory().numTensors);
+      }
+    },
+  });
+  assert.is(s.predictor, 'cached');
+  assert.is(s.predictedBins, 30_000);
+  assert.is(s.passMs.passes, 30_000);
+  const growth = heap[heap.length - 1] - heap[1];
+  assert.ok(growth < 1.5e6, `heap grew ${(growth / 1e6).toFixed(2)} MB over ${s.bins} bins: ${heap.map((h) => (h / 1e6).toFixed(1)).join(', ')}`);
+  assert.ok(tensors.every((t) => t === tensors[0]), `tensors: ${tensors.join(', ')}`);
+  model.dispose();
+});
+
 test.run();

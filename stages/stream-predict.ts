@@ -12,6 +12,11 @@
 // - Prediction: one causal pass every strideBins bins over windowBins bins (default the model's
 //   training length) whose last strideBins bins are zeroed: the forward-prediction task, so each
 //   bin is predicted from bins strictly before it (core/stream/predictor.ts).
+// - strideBins 1 (a prediction every bin) runs from key/value caches when the architecture has
+//   them (NDT1; NDT2 stays windowed): each bin costs a few tokens' work, not a window's pass, and
+//   each prediction equals the windowed pass over its cache's span, between about half and all of
+//   the window (core/stream/cached-predictor.ts). `cache: off` keeps the windowed pass. The log,
+//   stream.json and the run's metrics say which predictor ran.
 import { ReplaySubject, EMPTY } from 'rxjs';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
@@ -31,7 +36,8 @@ export const streamPredictParams = z.object({
   chunkMs: z.number().positive().default(100).describe('length of the spike chunks the source delivers, ms'),
   binSizeMs: z.number().positive().default(20).describe('bin width, ms (the model was trained on 20 ms bins in the reference)'),
   windowBins: z.number().int().min(0).default(0).describe("bins per forward pass (context plus predicted bins); 0: the model's training length"),
-  strideBins: z.number().int().min(1).default(10).describe('bins predicted per forward pass and the pass period: per-bin cost is pass time / strideBins, and bin k of a pass is predicted k bins ahead'),
+  strideBins: z.number().int().min(1).default(10).describe('bins predicted per forward pass and the pass period: per-bin cost is pass time / strideBins, and bin k of a pass is predicted k bins ahead; 1 predicts every bin, from key/value caches where the architecture has them'),
+  cache: z.enum(['auto', 'off']).default('auto').describe('auto: at strideBins 1, predict from staggered key/value caches when the architecture supports it (context windowBins/2 to windowBins - 1 bins); off: always a windowed pass'),
   calibration: z.enum(['masked', 'none']).default('masked').describe("fit the recording's fresh stitcher on its first calibrationS seconds (masked), or keep it untrained (none)"),
   calibrationS: z.number().positive().default(60).describe('seconds at the start of the recording used to fit the stitcher; predictions start after them'),
   calibrationSteps: z.number().int().min(1).default(100).describe('Adam steps of the stitcher fit (only the new session\'s weights train)'),
@@ -78,6 +84,7 @@ export async function runStreamPredict(p: StreamPredictParams, modelPath: string
       endS: p.durationS > 0 ? Math.min(source.endS, source.startS + p.durationS) : undefined,
       windowBins,
       strideBins: p.strideBins,
+      cache: p.cache,
       calibration:
         p.calibration === 'none'
           ? { kind: 'none' }
@@ -161,10 +168,10 @@ export const streamPredict = defineStage({
           });
           bar.stop();
           ctx.logger.info(
-            { bins: s.bins, predicted: s.predictedBins, msPerBin: s.msPerBin, passP99Ms: s.passMs.p99Ms, realTimeFactor: s.realTimeFactor, status: s.status },
-            `streamed ${s.streamS.toFixed(1)} s in ${s.wallS.toFixed(1)} s: ${s.msPerBin.toFixed(3)} ms per bin`,
+            { bins: s.bins, predicted: s.predictedBins, predictor: s.predictor, msPerBin: s.msPerBin, passP99Ms: s.passMs.p99Ms, realTimeFactor: s.realTimeFactor, status: s.status },
+            `streamed ${s.streamS.toFixed(1)} s in ${s.wallS.toFixed(1)} s (${s.predictor} predictor): ${s.msPerBin.toFixed(3)} ms per bin`,
           );
-          ctx.run.metric(ctx.nodeId, { ...summaryMetrics(s), status: s.status });
+          ctx.run.metric(ctx.nodeId, { ...summaryMetrics(s), status: s.status, predictor: s.predictor });
           metrics.next({ kind: 'metrics', sessionId: s.sessionId, label: 'stream', values: summaryMetrics(s) });
           metrics.complete();
           yield { kind: 'artifact', path: out, description: `streamed predictions of ${s.predictedBins} bins x ${s.nNeurons} neurons (predictions.npy, counts.npy, stream.json)`, sessionId: s.sessionId };

@@ -52,6 +52,7 @@ test('stride 1 with staggered caches: every bin predicted once, each equal to th
   const p = new CachedCausalPredictor({ model, sessionId: 's', nNeurons: N, windowBins: W });
   assert.is(p.path, 'cached');
   assert.is(p.period, 7);
+  assert.equal(p.contextRange, [4, 7]);
   const out = await runAll(p, bins);
   assert.equal(out.map((o) => o.binIndex), bins.map((b) => b.binIndex));
   const contexts = out.map((o) => o.contextBins!);
@@ -121,6 +122,7 @@ test('no tensors, flat memory and one pass per bin over many bins', async () => 
   const model = smallModel({ promptTokens: false });
   const p = new CachedCausalPredictor({ model, sessionId: 's', nNeurons: N, windowBins: 12, caches: 3 });
   assert.is(p.mode, 'temporal');
+  assert.equal(p.contextRange, [8, 11]);
   const bins = randomBins(3000, 4);
   await p.push(bins[0]);
   const before = tf.memory().numTensors;

@@ -38,6 +38,8 @@ export interface StreamPredictor {
   /** Latency from a bin's completion to the next prediction(s) being ready, one sample per pass. */
   readonly passes: LatencyStats;
   readonly nextBinIndex: number;
+  /** Fewest and most observed bins a prediction uses once the stream is past its first window. */
+  readonly contextRange: [number, number];
   prime(bin: Pick<Bin, 'binIndex' | 'counts'>): void;
   push(bin: Bin): Promise<PredictedBin>;
   /** Releases what the predictor holds beyond the model (caches). */
@@ -59,6 +61,7 @@ export class CachedCausalPredictor implements StreamPredictor {
   /** Most bins a cache holds before it restarts (windowBins - 1). */
   readonly period: number;
   readonly passes = new LatencyStats();
+  readonly contextRange: [number, number];
   /** Time to open the stream (copy the weights) and build the caches from the primed bins, ms. */
   openMs = 0;
   private readonly model: ArchitectureModel;
@@ -88,6 +91,9 @@ export class CachedCausalPredictor implements StreamPredictor {
     this.period = w - 1;
     this.offsets = Array.from({ length: k }, (_, i) => Math.round((i * this.period) / k));
     this.primed = new SlidingWindow(this.period, o.nNeurons);
+    // Right after a cache restarts, the freshest other cache has been filling since the previous restart.
+    const gaps = this.offsets.map((off, i) => (i + 1 < k ? this.offsets[i + 1] : this.period) - off);
+    this.contextRange = [this.period - Math.max(...gaps) + 1, this.period];
   }
 
   get nextBinIndex(): number {

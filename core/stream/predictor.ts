@@ -90,6 +90,8 @@ export class CausalPredictor {
   readonly nNeurons: number;
   readonly mode: MaskingMode;
   readonly passes = new LatencyStats();
+  /** A full window's context: windowBins - strideBins bins for every pass. */
+  readonly contextRange: [number, number];
   private readonly model: ArchitectureModel;
   private readonly sessionId: string;
   private readonly context: SlidingWindow;
@@ -112,6 +114,7 @@ export class CausalPredictor {
     this.nNeurons = n;
     this.mode = o.mode ?? defaultStreamMode(o.model);
     this.context = new SlidingWindow(w - s, n);
+    this.contextRange = [w - s, w - s];
     this.input = new Float32Array(w * n);
     this.forecast = new Float32Array(s * n);
   }

@@ -19,7 +19,8 @@ import * as tf from '../tensor/tf.ts';
 import { CalibrationBuffer, fitStitcher, type FitStitcherResult } from './calibrate.ts';
 import { OnlineBinner } from './online-binner.ts';
 import { GrowingNpy } from './prediction-writer.ts';
-import { CausalPredictor, type PredictedBin } from './predictor.ts';
+import { createStreamPredictor } from './cached-predictor.ts';
+import type { LatencyStats, PredictedBin } from './predictor.ts';
 import { alfSpikeSource, phySpikeSource, syntheticSpikeSource, type SpikeSource, type StreamUnit } from './spike-chunks.ts';
 
 export type UnitFilter = 'all' | 'good' | 'not-noise';
@@ -75,6 +76,13 @@ export interface RunStreamOptions {
   endS?: number;
   windowBins: number;
   strideBins: number;
+  /**
+   * 'auto' (default): at strideBins 1, predict from key/value caches where the architecture has
+   * them (core/stream/cached-predictor.ts); 'off': always the windowed pass.
+   */
+  cache?: 'auto' | 'off';
+  /** Staggered caches of the cached path (default 2). */
+  caches?: number;
   calibration: CalibrationSettings;
   /** The stitcher: a session the model has (reused as is unless calibrated), else a fresh one of this id. */
   sessionId: string;
@@ -97,6 +105,10 @@ export interface StreamSummary {
   binSizeMs: number;
   windowBins: number;
   strideBins: number;
+  /** Which predictor ran: 'cached' (per-bin key/value caches) or 'windowed' (a pass over the window every stride). */
+  predictor: 'cached' | 'windowed';
+  /** Cached path: time to copy the weights and build the caches at the first prediction, ms. */
+  predictorOpenMs?: number;
   mode: string;
   /** Bins the binner completed (calibration included) and bins predicted. */
   bins: number;
@@ -107,8 +119,8 @@ export interface StreamSummary {
   msPerBin: number;
   /** Whole-pipeline wall time per predicted bin after calibration (spike reading, binning, passes, writing), ms. */
   wallMsPerBin: number;
-  /** Time from a context bin's completion to its next strideBins predictions (the pass), ms. */
-  passMs: ReturnType<CausalPredictor['passes']['summary']>;
+  /** Time from a context bin's completion to its next strideBins predictions (the pass; cached path: per bin), ms. */
+  passMs: ReturnType<LatencyStats['summary']>;
   streamS: number;
   wallS: number;
   /** Stream seconds per wall second. */
@@ -138,7 +150,13 @@ export async function runStream(o: RunStreamOptions): Promise<StreamSummary> {
   }
 
   const binner = new OnlineBinner({ clusterIds: units.map((u) => u.id), binSizeMs, startS });
-  const predictor = new CausalPredictor({ model, sessionId: o.sessionId, nNeurons: n, windowBins: o.windowBins, strideBins: o.strideBins });
+  const predictor = createStreamPredictor({ model, sessionId: o.sessionId, nNeurons: n, windowBins: o.windowBins, strideBins: o.strideBins, cache: o.cache, caches: o.caches });
+  log(
+    predictor.path === 'cached'
+      ? `predicting every bin from ${o.caches ?? 2} staggered key/value caches (context ${predictor.contextRange.join('-')} bins)`
+      : `predicting ${o.strideBins} bin(s) per windowed pass over ${o.windowBins} bins`,
+    { predictor: predictor.path, contextBins: predictor.contextRange },
+  );
   const cal = o.calibration;
   const calBins = cal.kind === 'masked' ? Math.round((cal.seconds * 1000) / binSizeMs) : 0;
   let calBuf: CalibrationBuffer | undefined = calBins > 0 ? new CalibrationBuffer(calBins, n) : undefined;
@@ -157,6 +175,9 @@ export async function runStream(o: RunStreamOptions): Promise<StreamSummary> {
     firstPredictedBin: calBins,
     windowBins: o.windowBins,
     strideBins: o.strideBins,
+    predictor: predictor.path,
+    ...(predictor.path === 'cached' ? { caches: o.caches ?? 2 } : {}),
+    contextBins: predictor.contextRange,
     mode: predictor.mode,
     causalAttention: true,
     calibration: cal,
@@ -237,6 +258,7 @@ export async function runStream(o: RunStreamOptions): Promise<StreamSummary> {
   } finally {
     preds?.close();
     counts?.close();
+    predictor.dispose();
   }
   if (calBuf) log(`the stream ended after ${calBuf.filled} of ${calBins} calibration bins: nothing was predicted`);
   const wallS = (performance.now() - wallStart) / 1000;
@@ -251,6 +273,8 @@ export async function runStream(o: RunStreamOptions): Promise<StreamSummary> {
     binSizeMs,
     windowBins: o.windowBins,
     strideBins: o.strideBins,
+    predictor: predictor.path,
+    ...('openMs' in predictor ? { predictorOpenMs: predictor.openMs as number } : {}),
     mode: predictor.mode,
     bins,
     predictedBins: predicted,
