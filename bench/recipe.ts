@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/io/atomic.ts';
-import { EVAL_TASKS, TASK_METRIC } from '../core/eval/tasks.ts';
+import { activityTasks, key } from '../core/eval/task-registry.ts';
 
 const here = import.meta.dirname;
 const root = join(here, '..');
@@ -69,7 +69,7 @@ interface PointResult {
   measuredAt: string;
 }
 
-const TASKS = EVAL_TASKS.map((t) => `${TASK_METRIC[t]}_bps`);
+const TASKS = activityTasks().map((t) => key(t, 'bps'));
 
 function setsOf(r: Recipe): string[] {
   const s = [`epochs=${r.epochs}`, `batchSize=${r.batchSize}`, `learningRate=${r.learningRate}`, `model=${JSON.stringify(r.model)}`, 'evaluate.split=val', 'evaluate.decoding=false'];

@@ -39,6 +39,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
+import { activityTask } from '../core/eval/task-registry.ts';
 import { createRng, hashString } from '../core/rng.ts';
 import { sampleMask, applyMask } from '../core/masking/masking.ts';
 import type { MaskedBatch } from '../core/masking/types.ts';
@@ -58,15 +59,11 @@ export const PEER_SCRIPT = join(here, 'torch_science.py');
 export const VENV_PYTHON = join(here, '.venv', 'bin', 'python');
 export const SETUP_SCRIPT = join(here, 'setup-peer.sh');
 export const SYSTEM_PYTHON = '/usr/bin/python3';
+/** The tasks torch_science.py implements (ids of mtm-flow's task registry). */
 export const TASKS = ['coSmoothing', 'forwardPrediction', 'interRegion', 'intraRegion'] as const;
 export type Task = (typeof TASKS)[number];
-/** mtm-flow's metric key stem per task (evaluate@1). */
-export const TASK_KEY: Record<Task, string> = {
-  coSmoothing: 'co_smoothing',
-  forwardPrediction: 'forward_prediction',
-  interRegion: 'inter_region',
-  intraRegion: 'intra_region',
-};
+/** mtm-flow's metric key stem per task (evaluate@1), from the task registry. */
+export const TASK_KEY = Object.fromEntries(TASKS.map((t) => [t, activityTask(t).stem])) as Record<Task, string>;
 /** The quickstart's model nodes and their samplers, per masking scheme. */
 export const SCHEME_NODES: Record<string, { train: string; sampler: string; val: string }> = {
   mtm: { train: 'mtm', sampler: 'mtmTrain', val: 'mtmVal' },

@@ -1,11 +1,11 @@
-// Evaluates trained models on the test split of each session: the four bits/spike tasks, the oracle, behaviour decoding (SPEC.md §5).
+// Evaluates trained models on the test split of each session: the four bits/spike tasks, the oracle, behaviour decoding (docs/method.md §5).
 //
 // Decisions:
 // - Both inputs are collected: a model usually arrives only after training has read every
 //   session, so waiting on it while holding the session stream back would deadlock. Every model
 //   is evaluated on every session; the model must have per-session weights for the session
 //   (fine-tuning on new sessions is the training stage's job), else the error says so.
-// - One `metrics` item per (model, session), keyed as SPEC.md §6 names them; a figure that could
+// - One `metrics` item per (model, session), keyed as docs/method.md §6.2 names them; a figure that could
 //   not be computed (task skipped, no true rates, target missing) is left out, and the reason is
 //   logged and written to evaluation.json. Per-neuron results (Parquet), the assembled test-trial
 //   predictions per task (.npy log-rates, NaN where not scored), the test counts and true rates
@@ -24,7 +24,8 @@ import { writeNpy } from '../core/io/npy.ts';
 import { writeParquet, type ParquetColumn } from '../core/io/parquet.ts';
 import { DEFAULT_LAMBDAS } from '../core/eval/decoders.ts';
 import { QUANTILE_LEVELS, quantileKey } from '../core/eval/bps.ts';
-import { BEHAVIOUR_METRIC, BEHAVIOUR_TARGETS, decodeBehaviour, type BehaviourResult, type BehaviourTarget } from '../core/eval/behaviour.ts';
+import { BEHAVIOUR_TARGETS, decodeBehaviour, type BehaviourResult, type BehaviourTarget } from '../core/eval/behaviour.ts';
+import { activityTask, activityTasks, BPS_METRICS, chanceKey, decodingTasks, key, ORACLE_METRICS, scoreKey } from '../core/eval/task-registry.ts';
 import { oracleForTask, type OracleResult } from '../core/eval/oracle.ts';
 import { evalDetailFileName, evalDetailFromTasks, writeEvalDetail } from '../core/report/detail.ts';
 import {
@@ -37,16 +38,19 @@ import { collectNow } from '../core/runtime/collect.ts';
 const modeEnum = z.enum(MASKING_MODES as [MaskingMode, ...MaskingMode[]]);
 const prompt = (task: string, def: MaskingMode) =>
   modeEnum.default(def).describe(`mode (prompt) the model runs ${task} with; a model without prompt tokens always runs 'temporal'. Causal attention goes with 'causal'`);
+/** The parameter holding a task's prompt: coSmoothing -> coSmoothingPrompt. */
+const promptParam = (task: EvalTask) => `${task}Prompt` as const;
+/** One prompt parameter per registered activity task, in registry order. */
+const promptParams = Object.fromEntries(activityTasks().map((t) => [promptParam(t.id), prompt(t.prose, t.defaultPrompt)])) as Record<`${string}Prompt`, ReturnType<typeof prompt>>;
+/** The tasks that leave one neuron out at a time, as prose: 'co-smoothing and intra-region'. */
+const leaveOneOutTasks = activityTasks().filter((t) => t.needs.leaveOneOut).map((t) => t.title).join(' and ');
 
-export const evaluateParams = z.object({
-  tasks: z.array(z.enum(EVAL_TASKS as [EvalTask, ...EvalTask[]])).default([...EVAL_TASKS]).describe('which activity tasks to run: coSmoothing, forwardPrediction, interRegion, intraRegion'),
-  coSmoothingPrompt: prompt('co-smoothing', DEFAULT_TASK_PROMPTS.coSmoothing),
-  forwardPredictionPrompt: prompt('forward prediction', DEFAULT_TASK_PROMPTS.forwardPrediction),
-  interRegionPrompt: prompt('inter-region prediction', DEFAULT_TASK_PROMPTS.interRegion),
-  intraRegionPrompt: prompt('intra-region prediction', DEFAULT_TASK_PROMPTS.intraRegion),
+const paramSchema = z.object({
+  tasks: z.array(z.enum(EVAL_TASKS as [EvalTask, ...EvalTask[]])).default([...EVAL_TASKS]).describe(`which activity tasks to run: ${EVAL_TASKS.join(', ')}`),
+  ...promptParams,
   forwardPredictionBins: z.number().int().min(1).default(10).describe('forward prediction: how many final bins are zeroed and predicted (10 x 20 ms = 200 ms)'),
-  maxLeftOutNeurons: z.number().int().min(0).default(0).describe('co-smoothing and intra-region leave each neuron out in turn, the costliest part; above 0, only this many neurons (a seeded random subset, the same for both tasks) are left out and scored. 0 = all'),
-  fastLeaveOneOut: z.boolean().default(true).describe('co-smoothing and intra-region use the architecture\'s exact leave-one-out pass when it has one (NDT1: the left-out neuron\'s rank-1 term is subtracted from the first layer computed once per trial; equal results to float32 rounding). false runs the plain forward pass on every copy'),
+  maxLeftOutNeurons: z.number().int().min(0).default(0).describe(`${leaveOneOutTasks} leave each neuron out in turn, the costliest part; above 0, only this many neurons (a seeded random subset, the same for both tasks) are left out and scored. 0 = all`),
+  fastLeaveOneOut: z.boolean().default(true).describe(`${leaveOneOutTasks} use the architecture's exact leave-one-out pass when it has one (NDT1: the left-out neuron's rank-1 term is subtracted from the first layer computed once per trial; equal results to float32 rounding). false runs the plain forward pass on every copy`),
   batchSize: z.number().int().min(1).default(32).describe('trial copies per forward pass (leave-one-out tasks put one (trial, left-out neuron) pair per row)'),
   regionLevel: z.enum(['acronym', 'beryl', 'cosmos']).default('acronym').describe('which neuron label defines a region for the region tasks (as in the masking sampler)'),
   decoding: z.boolean().default(true).describe('decode behaviour (choice, whisker motion energy, wheel speed) from the predicted rates'),
@@ -59,10 +63,12 @@ export const evaluateParams = z.object({
   writePredictions: z.boolean().default(true).describe('write each task\'s assembled test-trial predictions (.npy log-rates) for the report\'s rasters'),
 });
 
-export type EvaluateParams = z.output<typeof evaluateParams>;
+/** The parsed params. zod cannot type the prompt parameters' computed keys, so the type adds them. */
+export type EvaluateParams = z.output<typeof paramSchema> & Record<`${string}Prompt`, MaskingMode>;
+export const evaluateParams = paramSchema as z.ZodType<EvaluateParams, z.input<typeof paramSchema>> & typeof paramSchema;
 
 function promptsOf(p: EvaluateParams): Record<EvalTask, MaskingMode> {
-  return { coSmoothing: p.coSmoothingPrompt, forwardPrediction: p.forwardPredictionPrompt, interRegion: p.interRegionPrompt, intraRegion: p.intraRegionPrompt };
+  return Object.fromEntries(EVAL_TASKS.map((t) => [t, p[promptParam(t)] ?? DEFAULT_TASK_PROMPTS[t]]));
 }
 
 /** A folder-name-safe form of an id (session ids may be relative paths). */
@@ -114,7 +120,7 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
   if (p.maxLeftOutNeurons > 0 && p.maxLeftOutNeurons < s.nNeurons) {
     const pick = createRng(hashString(`leave-out:${s.sessionId}`, ctx.seed));
     leaveOut = pick.shuffle([...Array(s.nNeurons).keys()]).slice(0, p.maxLeftOutNeurons).sort((a, b) => a - b);
-    notes.push(`co-smoothing and intra-region score a seeded subset of ${leaveOut.length} of ${s.nNeurons} neurons (maxLeftOutNeurons)`);
+    notes.push(`${leaveOneOutTasks} score a seeded subset of ${leaveOut.length} of ${s.nNeurons} neurons (maxLeftOutNeurons)`);
   }
   values.left_out_neurons = leaveOut?.length ?? s.nNeurons;
   const tasks = EVAL_TASKS.filter((t) => p.tasks.includes(t));
@@ -134,26 +140,17 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
         },
       });
       out.tasks[task] = r;
-      values[`${stem}_seconds`] = r.seconds;
+      values[key(stem, 'seconds')] = r.seconds;
       if (r.skipped) {
         notes.push(`${task} skipped: ${r.skipped}`);
         continue;
       }
-      values[`${stem}_bps`] = r.bps.mean;
-      values[`${stem}_bps_pooled`] = r.bps.pooled;
-      values[`${stem}_evaluated`] = r.bps.evaluatedNeurons;
-      values[`${stem}_excluded`] = r.bps.excludedNeurons;
-      // Why: no test spike (silent) or not scored by this task at all (unscored); see core/eval/bps.ts.
-      values[`${stem}_silent`] = r.bps.silentNeurons;
-      values[`${stem}_unscored`] = r.bps.unscoredNeurons;
-      QUANTILE_LEVELS.forEach((q, i) => (values[`${stem}_bps_${quantileKey(q)}`] = r.bps.quantiles[i]));
-      const o = oracleForTask(s, r);
+      // The registry's figures in its order, excluded neurons split by why (core/eval/bps.ts).
+      for (const m of BPS_METRICS) values[key(stem, m.suffix)] = m.of(r.bps);
+      const o = activityTask(task).oracle ? oracleForTask(s, r) : undefined;
       if (o) {
         out.oracle[task] = o;
-        values[`${stem}_oracle_bps`] = o.bps.mean;
-        values[`${stem}_oracle_bps_pooled`] = o.bps.pooled;
-        values[`${stem}_oracle_ratio`] = o.ratio;
-        values[`${stem}_oracle_ratio_pooled`] = o.pooledRatio;
+        for (const m of ORACLE_METRICS) values[key(stem, m.suffix)] = m.of(o);
       }
       ctx.logger.info({ session: s.sessionId, task, mode, causal, bps: r.bps.mean, pooled: r.bps.pooled, oracle: o?.bps.mean, seconds: r.seconds }, 'task scored');
     }
@@ -169,12 +166,12 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
       batchSize: p.batchSize, rng, lambdas: p.decodingLambdas, folds: p.decodingFolds, signal: ctx.signal,
     });
     out.behaviour = b;
-    const c = b.decoded.choice;
-    if (c) {
-      values.choice_accuracy = c.accuracy!;
-      values.choice_chance = c.chance!;
+    for (const d of decodingTasks()) {
+      const r = b.decoded[d.id as BehaviourTarget];
+      if (!r) continue;
+      values[scoreKey(d)] = r[d.score]!;
+      if (d.chance) values[chanceKey(d)] = r.chance!;
     }
-    for (const t of ['whiskerMotionEnergy', 'wheelSpeed'] as const) if (b.decoded[t]) values[`${BEHAVIOUR_METRIC[t]}_r2`] = b.decoded[t]!.r2!;
     for (const [t, why] of Object.entries(b.skipped)) notes.push(`${t} decoding skipped: ${why}`);
     values.behaviour_seconds = b.predictSeconds + b.fitSeconds;
   }
@@ -207,9 +204,9 @@ export async function writeSessionArtifacts(dir: string, s: BinnedSession, ev: S
   for (const task of EVAL_TASKS) {
     const r = ev.tasks[task];
     if (!r || r.skipped) continue;
-    cols[`${TASK_METRIC[task]}_bps`] = { type: 'DOUBLE', data: nullIfNaN(r.bps.perNeuron) };
+    cols[key(TASK_METRIC[task], 'bps')] = { type: 'DOUBLE', data: nullIfNaN(r.bps.perNeuron) };
     const o = ev.oracle[task];
-    if (o) cols[`${TASK_METRIC[task]}_oracle_bps`] = { type: 'DOUBLE', data: nullIfNaN(o.bps.perNeuron) };
+    if (o) cols[key(TASK_METRIC[task], 'oracle_bps')] = { type: 'DOUBLE', data: nullIfNaN(o.bps.perNeuron) };
   }
   const perNeuron = join(dir, 'per-neuron.parquet');
   await writeParquet(perNeuron, cols);
@@ -238,7 +235,7 @@ export async function writeSessionArtifacts(dir: string, s: BinnedSession, ev: S
     testTrialRows: Array.from(rows),
     regions,
     tasks: Object.fromEntries(
-      Object.entries(ev.tasks).map(([task, r]) => [
+      (Object.entries(ev.tasks) as [EvalTask, TaskResult][]).map(([task, r]) => [
         task,
         {
           mode: r.mode, causal: r.causal, skipped: r.skipped ?? null, seconds: r.seconds, forwardPasses: r.forwardPasses,
@@ -270,7 +267,7 @@ export const evaluate = defineStage({
   id: 'evaluate',
   version: 1,
   summary: 'Scores trained models on each session\'s test trials: co-smoothing, forward prediction, inter- and intra-region bits/spike, oracle ratios, behaviour decoding',
-  spec: 'SPEC.md §5',
+  spec: 'docs/method.md §5',
   inputs: {
     model: { type: 'model', description: 'trained models (usually one); each is evaluated on every session', collect: true },
     sessions: { type: 'binned-session', description: 'binned, region-labelled sessions the models have per-session weights for', collect: true },

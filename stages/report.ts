@@ -4,10 +4,11 @@
 // - `metrics`: every Metrics item of the run, from any number of nodes (list several edges).
 //   Training items carry `epoch` and `trainLoss` in values (stages/train-model.ts, sessionId
 //   'all'); every other item is an evaluation result for one (sessionId, label) with the
-//   snake_case keys of EVAL_KEYS: co_smoothing_bps, co_smoothing_bps_pooled (and the same for
-//   forward_prediction, intra_region, inter_region), choice_accuracy, choice_chance, wme_r2,
-//   wheel_r2, <task>_oracle_bps, <task>_oracle_bps_pooled and optionally <task>_oracle_ratio,
-//   plus timings as keys ending in `seconds`. Items for one (session, label) are merged.
+//   snake_case keys of EVAL_KEYS, which the task registry (core/eval/task-registry.ts) makes:
+//   co_smoothing_bps, co_smoothing_bps_pooled (and the same for forward_prediction,
+//   intra_region, inter_region), choice_accuracy, choice_chance, wme_r2, wheel_r2,
+//   <task>_oracle_bps, <task>_oracle_bps_pooled and optionally <task>_oracle_ratio, plus timings
+//   as keys ending in `seconds`. Items for one (session, label) are merged.
 // - `details` (optional): Artifact items whose path is an `*.eval-detail.json` file (format
 //   mtm-eval-detail@1: per-neuron bps per task and trial-averaged rasters), or a folder holding
 //   such files. Without them the per-neuron and raster plots are left out, and report.md says so.
@@ -22,6 +23,7 @@ import { defineStage, type StageContext } from '../core/stage.ts';
 import type { Artifact, Metrics } from '../core/payloads.ts';
 import { writeFileAtomic } from '../core/io/atomic.ts';
 import { compare, COMPARISON_KEYS, comparisonSentence, namedFirst, summarise, TASKS, type ReportSummary, type TaskKey } from '../core/report/summary.ts';
+import { key } from '../core/eval/task-registry.ts';
 import { EVAL_DETAIL_SUFFIX, readEvalDetail, withUnitSpread, type EvalDetail } from '../core/report/detail.ts';
 import { bpsSummaryPlot, perNeuronBpsPlot, rasterPlot, trainingLossPlot, plotWriter, reportDir, type NeuronBps, type RasterPanel } from '../core/report/plots.ts';
 import { reportMarkdown } from '../core/report/markdown.ts';
@@ -191,7 +193,7 @@ async function writeReport(p: ReportParams, ctx: StageContext, metrics: Metrics[
   else notes.push('no training metrics arrived: no loss curves');
 
   const labelsEvaluated = summary.labels.filter((l) => summary.mean[l]);
-  const means = labelsEvaluated.flatMap((label) => TASKS.map((task: TaskKey) => ({ task, label, bps: summary.mean[label][`${task}_bps`] ?? NaN })));
+  const means = labelsEvaluated.flatMap((label) => TASKS.map((task: TaskKey) => ({ task, label, bps: summary.mean[label][key(task, 'bps')] ?? NaN })));
   if (means.some((m) => Number.isFinite(m.bps))) {
     const oracle = TASKS.flatMap((task) => (summary.oracle[task]?.bps != null ? [{ task, bps: summary.oracle[task]!.bps! }] : []));
     await plot('bits/spike per task and model', 'bps-summary', bpsSummaryPlot(means, oracle, summary.labels));

@@ -14,10 +14,9 @@ import * as tf from '../tensor/tf.ts';
 import { decodeBinary, decodeRidge, gram } from './decoders.ts';
 import { resolvePrompt, type LogRatePredictor } from './tasks.ts';
 
+/** The targets decoded here; their metric keys and titles are the task registry's decoding tasks (core/eval/task-registry.ts). */
 export type BehaviourTarget = 'choice' | 'whiskerMotionEnergy' | 'wheelSpeed';
 export const BEHAVIOUR_TARGETS: readonly BehaviourTarget[] = ['choice', 'whiskerMotionEnergy', 'wheelSpeed'];
-/** Metric stem of each target (choice_accuracy, wme_r2, wheel_r2). */
-export const BEHAVIOUR_METRIC: Record<BehaviourTarget, string> = { choice: 'choice', whiskerMotionEnergy: 'wme', wheelSpeed: 'wheel' };
 
 export interface BehaviourOptions {
   targets?: readonly BehaviourTarget[];

@@ -1,4 +1,4 @@
-// The four activity tasks of SPEC.md §5 (co-smoothing, forward prediction, inter-region,
+// The four activity tasks of docs/method.md §5.2 (co-smoothing, forward prediction, inter-region,
 // intra-region) on the test split: fixed masks (no random masking), eval-mode forward passes,
 // bits/spike on the held-out entries.
 //
@@ -27,26 +27,19 @@ import type { ArchitectureModel } from '../architecture.ts';
 import type { BinnedSession } from '../payloads.ts';
 import type { MaskingMode } from '../masking/types.ts';
 import { bitsPerSpike, type BpsResult } from './bps.ts';
+import { activityTask, activityTasks, type PlanInput } from './task-registry.ts';
 import * as tf from '../tensor/tf.ts';
 
-export type EvalTask = 'coSmoothing' | 'forwardPrediction' | 'interRegion' | 'intraRegion';
-export const EVAL_TASKS: readonly EvalTask[] = ['coSmoothing', 'forwardPrediction', 'interRegion', 'intraRegion'];
+/** An activity task's id in the task registry (core/eval/task-registry.ts). */
+export type EvalTask = string;
+/** The activity tasks in evaluation order, from the task registry. */
+export const EVAL_TASKS: readonly EvalTask[] = activityTasks().map((t) => t.id);
 
-/** snake_case stem of each task's metric keys (co_smoothing_bps, ...). */
-export const TASK_METRIC: Record<EvalTask, string> = {
-  coSmoothing: 'co_smoothing',
-  forwardPrediction: 'forward_prediction',
-  interRegion: 'inter_region',
-  intraRegion: 'intra_region',
-};
+/** snake_case stem of each task's metric keys (co_smoothing_bps, ...), from the task registry. */
+export const TASK_METRIC: Record<EvalTask, string> = Object.fromEntries(activityTasks().map((t) => [t.id, t.stem]));
 
-/** The prompt each task uses on a model with prompt tokens (SPEC.md §5). */
-export const DEFAULT_TASK_PROMPTS: Record<EvalTask, MaskingMode> = {
-  coSmoothing: 'neuron',
-  forwardPrediction: 'causal',
-  interRegion: 'inter-region',
-  intraRegion: 'intra-region',
-};
+/** The prompt each task uses on a model with prompt tokens (docs/method.md §5.2), from the task registry. */
+export const DEFAULT_TASK_PROMPTS: Record<EvalTask, MaskingMode> = Object.fromEntries(activityTasks().map((t) => [t.id, t.defaultPrompt]));
 
 export type RegionLevel = 'acronym' | 'beryl' | 'cosmos';
 
@@ -155,35 +148,53 @@ export interface LeaveOneOutPlan {
  * then not scored by those tasks.
  */
 export function planTask(task: EvalTask, nBins: number, regions: readonly string[], forwardBins: number, leaveOut?: readonly number[]): TaskPlan {
+  const spec = activityTask(task);
   const nNeurons = regions.length;
-  const names = [...new Set(regions)].sort();
-  const chosen = leaveOut ? new Set(leaveOut) : undefined;
+  const names = regionNames(regions);
   if (leaveOut) for (const n of leaveOut) if (!(Number.isInteger(n) && n >= 0 && n < nNeurons)) throw new Error(`leaveOut: neuron ${n} is not in [0, ${nNeurons})`);
-  switch (task) {
-    case 'coSmoothing': {
-      const order = leaveOut ? [...chosen!].sort((a, b) => a - b) : [...Array(nNeurons).keys()];
-      return {
-        count: order.length, mask: (k) => coSmoothingMask(nBins, nNeurons, order[k]),
-        leaveOneOut: { leftOut: Int32Array.from(order), group: new Int32Array(order.length), baseZeroed: [new Int32Array(0)] },
-      };
-    }
-    case 'forwardPrediction':
-      forwardPredictionMask(nBins, nNeurons, forwardBins); // validates before any work
-      return { count: 1, mask: () => forwardPredictionMask(nBins, nNeurons, forwardBins) };
-    case 'interRegion':
-      if (names.length < 2) return { count: 0, mask: () => { throw new Error('no masks'); }, skipped: `needs at least two regions, the session has ${names.length} (${names.join(', ') || 'none'})` };
-      return { count: names.length, mask: (k) => interRegionMask(regions, nBins, names[k]) };
-    case 'intraRegion': {
-      // Neurons grouped by region, so consecutive jobs share the region's outside mask pattern.
-      const order = names.flatMap((r) => regions.flatMap((x, n) => (x === r && (!chosen || chosen.has(n)) ? [n] : [])));
-      const outside = names.map((r) => Int32Array.from(regions.flatMap((x, n) => (x !== r ? [n] : []))));
-      return {
-        count: order.length, mask: (k) => intraRegionMask(regions, nBins, regions[order[k]], order[k]),
-        leaveOneOut: { leftOut: Int32Array.from(order), group: Int32Array.from(order, (n) => names.indexOf(regions[n])), baseZeroed: outside },
-      };
-    }
+  // Zeroing the only region would zero the whole input: a task needing several is skipped instead.
+  const need = spec.needs.regions ?? 1;
+  if (names.length < need) {
+    return { count: 0, mask: () => { throw new Error('no masks'); }, skipped: `needs at least ${need === 2 ? 'two' : need} regions, the session has ${names.length} (${names.join(', ') || 'none'})` };
   }
+  const plan = spec.plan ?? BUILTIN_PLANS[task];
+  if (!plan) throw new Error(`evaluation task '${task}' has no plan: give it one in the task registry or in BUILTIN_PLANS (core/eval/tasks.ts)`);
+  return plan({ nBins, regions, forwardBins, leaveOut });
 }
+
+/** Sorted region names of a session. */
+const regionNames = (regions: readonly string[]) => [...new Set(regions)].sort();
+
+/** The masks of the built-in tasks of the registry (core/eval/task-registry.ts). */
+const BUILTIN_PLANS: Record<string, (x: PlanInput) => TaskPlan> = {
+  coSmoothing({ nBins, regions, leaveOut }) {
+    const nNeurons = regions.length;
+    const order = leaveOut ? [...new Set(leaveOut)].sort((a, b) => a - b) : [...Array(nNeurons).keys()];
+    return {
+      count: order.length, mask: (k) => coSmoothingMask(nBins, nNeurons, order[k]),
+      leaveOneOut: { leftOut: Int32Array.from(order), group: new Int32Array(order.length), baseZeroed: [new Int32Array(0)] },
+    };
+  },
+  forwardPrediction({ nBins, regions, forwardBins }) {
+    forwardPredictionMask(nBins, regions.length, forwardBins); // validates before any work
+    return { count: 1, mask: () => forwardPredictionMask(nBins, regions.length, forwardBins) };
+  },
+  interRegion({ nBins, regions }) {
+    const names = regionNames(regions);
+    return { count: names.length, mask: (k) => interRegionMask(regions, nBins, names[k]) };
+  },
+  intraRegion({ nBins, regions, leaveOut }) {
+    const names = regionNames(regions);
+    const chosen = leaveOut ? new Set(leaveOut) : undefined;
+    // Neurons grouped by region, so consecutive jobs share the region's outside mask pattern.
+    const order = names.flatMap((r) => regions.flatMap((x, n) => (x === r && (!chosen || chosen.has(n)) ? [n] : [])));
+    const outside = names.map((r) => Int32Array.from(regions.flatMap((x, n) => (x !== r ? [n] : []))));
+    return {
+      count: order.length, mask: (k) => intraRegionMask(regions, nBins, regions[order[k]], order[k]),
+      leaveOneOut: { leftOut: Int32Array.from(order), group: Int32Array.from(order, (n) => names.indexOf(regions[n])), baseZeroed: outside },
+    };
+  },
+};
 
 // ---------------------------------------------------------------------------------------------
 // Running a task.

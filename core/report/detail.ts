@@ -12,6 +12,7 @@ import { spreadOfUnits, TASKS, type ReportSummary, type TaskKey } from './summar
 import type { BinnedSession } from '../payloads.ts';
 import type { EvalTask, TaskResult } from '../eval/tasks.ts';
 import type { OracleResult } from '../eval/oracle.ts';
+import { activityTask, key } from '../eval/task-registry.ts';
 
 export const EVAL_DETAIL_FORMAT = 'mtm-eval-detail@1';
 export const EVAL_DETAIL_SUFFIX = '.eval-detail.json';
@@ -24,6 +25,7 @@ export function evalDetailFileName(sessionId: string, label: string): string {
 
 const perNeuron = z.array(z.number().nullable());
 const matrix = z.array(z.array(z.number().nullable()));
+// Keys in the report's task order: the parsed file (and so the written one) lists tasks in it.
 const taskRecord = <T extends z.ZodType>(v: T) => z.object(Object.fromEntries(TASKS.map((t) => [t, v.optional()])) as Record<TaskKey, z.ZodOptional<T>>).strict();
 
 const detailSchema = z.object({
@@ -41,7 +43,7 @@ const detailSchema = z.object({
   raster: z
     .object({
       /** Which task's predictions `predicted` holds (co_smoothing: each neuron predicted while left out). */
-      task: z.enum(TASKS),
+      task: z.enum(TASKS as [TaskKey, ...TaskKey[]]),
       trials: z.number().int().min(0),
       /** Time of the first bin's left edge relative to the alignment event, seconds. */
       windowStartS: z.number(),
@@ -79,13 +81,8 @@ export function trialAveraged(values: ArrayLike<number>, nTrials: number, nBins:
   });
 }
 
-/** The evaluator's task names -> the report's metric stems (TASK_METRIC of core/eval/tasks.ts). */
-const TASK_KEY: Record<EvalTask, TaskKey> = {
-  coSmoothing: 'co_smoothing',
-  forwardPrediction: 'forward_prediction',
-  interRegion: 'inter_region',
-  intraRegion: 'intra_region',
-};
+/** The evaluator's task id -> the report's metric stem (core/eval/task-registry.ts). */
+const stemOf = (task: EvalTask): TaskKey => activityTask(task).stem;
 
 const nullable = (a: Float64Array) => Array.from(a, (v) => (Number.isFinite(v) ? v : null));
 
@@ -106,9 +103,9 @@ export function evalDetailFromTasks(
   const perNeuronOracleBps: NonNullable<EvalDetail['perNeuronOracleBps']> = {};
   for (const [task, r] of Object.entries(results) as [EvalTask, TaskResult | undefined][]) {
     if (!r || r.skipped) continue;
-    perNeuronBps[TASK_KEY[task]] = nullable(r.bps.perNeuron);
+    perNeuronBps[stemOf(task)] = nullable(r.bps.perNeuron);
     const o = oracles[task];
-    if (o) perNeuronOracleBps[TASK_KEY[task]] = nullable(o.bps.perNeuron);
+    if (o) perNeuronOracleBps[stemOf(task)] = nullable(o.bps.perNeuron);
   }
   const d: EvalDetail = {
     format: EVAL_DETAIL_FORMAT,
@@ -131,7 +128,7 @@ export function evalDetailFromTasks(
       return out;
     };
     d.raster = {
-      task: TASK_KEY[rasterTask],
+      task: stemOf(rasterTask),
       trials: r.rows.length,
       windowStartS: s.windowS[0],
       observed: trialAveraged(gather(s.counts), r.rows.length, T, N),
@@ -216,7 +213,7 @@ export function withUnitSpread(summary: ReportSummary, details: readonly EvalDet
   for (const [k, v] of values) {
     const [label, task] = k.split('\u0000') as [string, TaskKey];
     const current = summary.spread[label]?.[task];
-    const units = spreadOfUnits(v, current?.mean ?? summary.mean[label]?.[`${task}_bps`] ?? null);
+    const units = spreadOfUnits(v, current?.mean ?? summary.mean[label]?.[key(task, 'bps')] ?? null);
     (summary.spread[label] ??= {})[task] = {
       silent: null, unscored: null, excluded: null,
       ...current,

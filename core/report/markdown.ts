@@ -1,5 +1,6 @@
 // report.md: the run's numbers as tables and one computed sentence per metric (docs/method.md §6.2).
 import { compare, COMPARISON_KEYS, comparisonSentence, fmt, QUANTILE_KEYS, TASK_TITLES, TASKS, type ReportSummary } from './summary.ts';
+import { chanceKey, decodingTasks, key, scoreKey } from '../eval/task-registry.ts';
 
 export interface MarkdownInput {
   title: string;
@@ -31,7 +32,7 @@ export function reportMarkdown(x: MarkdownInput): string {
     out.push(
       table(
         ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
-        TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][`${t}_bps`])), ...(hasOracle ? [fmt(s.oracle[t]?.bps)] : [])]),
+        TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][key(t, 'bps')])), ...(hasOracle ? [fmt(s.oracle[t]?.bps)] : [])]),
       ),
       '',
     );
@@ -40,20 +41,16 @@ export function reportMarkdown(x: MarkdownInput): string {
     out.push(
       table(
         ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
-        TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][`${t}_bps_pooled`])), ...(hasOracle ? [fmt(s.oracle[t]?.pooled)] : [])]),
+        TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][key(t, 'bps_pooled')])), ...(hasOracle ? [fmt(s.oracle[t]?.pooled)] : [])]),
       ),
       '',
     );
     if (hasOracle) {
       out.push('Fraction of the oracle (model / oracle per-neuron mean, per session, then averaged):', '');
-      out.push(table(['task', ...evaluated], TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => pct(s.mean[l][`${t}_oracle_ratio`]))])), '');
+      out.push(table(['task', ...evaluated], TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => pct(s.mean[l][key(t, 'oracle_ratio')]))])), '');
     }
 
-    const behaviour: [string, string, string | null][] = [
-      ['choice accuracy', 'choice_accuracy', 'choice_chance'],
-      ['whisker motion energy R²', 'wme_r2', null],
-      ['wheel speed R²', 'wheel_r2', null],
-    ];
+    const behaviour: [string, string, string | null][] = decodingTasks().map((d) => [d.tableTitle, scoreKey(d), d.chance ? chanceKey(d) : null]);
     const chanceOf = (k: string) => {
       const xs = evaluated.map((l) => s.mean[l][k]).filter((v): v is number => v !== null && v !== undefined);
       return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
@@ -77,30 +74,24 @@ export function reportMarkdown(x: MarkdownInput): string {
       const c = compare(s, k);
       if (c) out.push(`- ${comparisonSentence(c)}`);
     }
-    const chance = chanceOf('choice_chance');
-    if (chance !== null) {
-      for (const l of evaluated) {
-        const acc = s.mean[l].choice_accuracy;
-        if (acc === null) continue;
-        out.push(`- Choice: ${l} decodes at ${fmt(acc)} against a chance of ${fmt(chance)} (${acc > chance ? `${fmt(acc - chance)} above` : acc < chance ? `${fmt(chance - acc)} below` : 'exactly at'} chance).`);
-      }
-    }
+    for (const d of decodingTasks().filter((x) => x.chance)) out.push(...chanceLines(s, evaluated, d.column ?? d.stem, scoreKey(d), chanceOf(chanceKey(d))));
     for (const t of TASKS) {
       const o = s.oracle[t];
       if (!o || o.bps === null) continue;
-      const parts = evaluated.map((l) => `${l} ${pct(s.mean[l][`${t}_oracle_ratio`])}`);
+      const parts = evaluated.map((l) => `${l} ${pct(s.mean[l][key(t, 'oracle_ratio')])}`);
       out.push(`- ${cap(TASK_TITLES[t])}: the oracle (true rates) scores ${fmt(o.bps)}; share of it reached: ${parts.join(', ')}.`);
     }
     out.push('');
 
     if (s.sessions.length > 1) {
       out.push('## Per session', '');
-      const head = ['session', 'model', ...TASKS.map((t) => TASK_TITLES[t]), 'choice']; 
+      const shown = decodingTasks().filter((d) => d.column);
+      const head = ['session', 'model', ...TASKS.map((t) => TASK_TITLES[t]), ...shown.map((d) => d.column!)];
       const rows: string[][] = [];
       for (const sid of s.sessions) {
         for (const l of evaluated) {
           const e = s.perSession[sid][l];
-          if (e) rows.push([sid, l, ...TASKS.map((t) => fmt(e[`${t}_bps`])), fmt(e.choice_accuracy)]);
+          if (e) rows.push([sid, l, ...TASKS.map((t) => fmt(e[key(t, 'bps')])), ...shown.map((d) => fmt(e[scoreKey(d)]))]);
         }
       }
       out.push(table(head, rows), '');
@@ -163,6 +154,17 @@ function spreadSection(s: ReportSummary, labels: string[]): string[] {
     table(['task', 'model', 'units scored', 'excluded: no test spikes', ...(unscored ? ['not scored by the task'] : []), 'mean', ...QUANTILE_KEYS.map((q) => (q === 'q50' ? 'median' : `${q.slice(1)} %`))], rows),
     '',
   ];
+}
+
+/** One line per model: its accuracy against chance. */
+function chanceLines(s: ReportSummary, labels: string[], name: string, scoreKey: string, chance: number | null): string[] {
+  if (chance === null) return [];
+  return labels.flatMap((l) => {
+    const acc = s.mean[l][scoreKey];
+    if (acc === null || acc === undefined) return [];
+    const side = acc > chance ? `${fmt(acc - chance)} above` : acc < chance ? `${fmt(chance - acc)} below` : 'exactly at';
+    return [`- ${cap(name)}: ${l} decodes at ${fmt(acc)} against a chance of ${fmt(chance)} (${side} chance).`];
+  });
 }
 
 const cap = (x: string) => x.charAt(0).toUpperCase() + x.slice(1);

@@ -17,35 +17,31 @@
 // the two are the same numbers.
 import type { Metrics } from '../payloads.ts';
 import { QUANTILE_LEVELS, quantileKey, quantiles } from '../eval/bps.ts';
+import { BPS_METRICS, chanceKey, COMPARED_ACTIVITY_METRICS, decodingTasks, key, metricTitles, ORACLE_METRICS, reportTasks, scoreKey, type ActivityMetric, type DecodingTask } from '../eval/task-registry.ts';
 
-/** The four activity tasks, as the metric stems of core/eval/tasks.ts (TASK_METRIC). */
-export const TASKS = ['co_smoothing', 'forward_prediction', 'intra_region', 'inter_region'] as const;
-export type TaskKey = (typeof TASKS)[number];
+/** The activity tasks in the report's order, as their metric stems (core/eval/task-registry.ts). */
+export const TASKS: readonly string[] = reportTasks().map((t) => t.stem);
+/** An activity task's metric stem. */
+export type TaskKey = string;
 
-export const TASK_TITLES: Record<TaskKey, string> = {
-  co_smoothing: 'co-smoothing',
-  forward_prediction: 'forward prediction',
-  intra_region: 'intra-region',
-  inter_region: 'inter-region',
-};
+export const TASK_TITLES: Record<TaskKey, string> = Object.fromEntries(reportTasks().map((t) => [t.stem, t.title]));
+
+const decodingKeys = (d: DecodingTask) => (d.chance ? [scoreKey(d), chanceKey(d)] : [scoreKey(d)]);
 
 /** Keys every (session, label) entry and every mean carries in report.json, null when not measured. */
-export const CORE_KEYS = [
-  ...TASKS.map((t) => `${t}_bps`),
-  ...TASKS.map((t) => `${t}_bps_pooled`),
-  'choice_accuracy',
-  'choice_chance',
-] as const;
+export const CORE_KEYS: readonly string[] = [
+  ...BPS_METRICS.filter((m) => m.core).flatMap((m) => TASKS.map((t) => key(t, m.suffix))),
+  ...decodingTasks().filter((d) => d.always).flatMap(decodingKeys),
+];
 
 /** Keys carried when at least one entry of the run has them (behaviour targets and oracle figures). */
-export const OPTIONAL_KEYS = [
-  'wme_r2',
-  'wheel_r2',
-  ...TASKS.flatMap((t) => [`${t}_oracle_bps`, `${t}_oracle_bps_pooled`, `${t}_oracle_ratio`, `${t}_oracle_ratio_pooled`]),
-] as const;
+export const OPTIONAL_KEYS: readonly string[] = [
+  ...decodingTasks().filter((d) => !d.always).flatMap(decodingKeys),
+  ...TASKS.flatMap((t) => ORACLE_METRICS.map((m) => key(t, m.suffix))),
+];
 
 /** The keys an evaluation Metrics item is expected to carry (any other numeric key passes through). */
-export const EVAL_KEYS = [...CORE_KEYS, ...OPTIONAL_KEYS] as const;
+export const EVAL_KEYS: readonly string[] = [...CORE_KEYS, ...OPTIONAL_KEYS];
 
 export type Entry = Record<string, number | null>;
 
@@ -118,6 +114,8 @@ export function isTrainingMetrics(m: Metrics): boolean {
 }
 
 const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+/** Ratio keys the report computes when the evaluator gave the oracle but not the ratio: [ratio, model, oracle]. */
+const RATIOS: [ActivityMetric, ActivityMetric, ActivityMetric][] = [['oracle_ratio', 'bps', 'oracle_bps'], ['oracle_ratio_pooled', 'bps_pooled', 'oracle_bps_pooled']];
 const isTiming = (k: string) => /seconds$/i.test(k);
 const DEFAULT_LABEL = 'model';
 
@@ -158,10 +156,10 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
   const present = new Set<string>();
   for (const s of Object.values(raw)) for (const e of Object.values(s)) for (const k of Object.keys(e)) present.add(k);
   for (const t of TASKS) {
-    if (present.has(`${t}_oracle_bps`)) present.add(`${t}_oracle_ratio`);
-    if (present.has(`${t}_oracle_bps_pooled`)) present.add(`${t}_oracle_ratio_pooled`);
+    if (present.has(key(t, 'oracle_bps'))) present.add(key(t, 'oracle_ratio'));
+    if (present.has(key(t, 'oracle_bps_pooled'))) present.add(key(t, 'oracle_ratio_pooled'));
   }
-  const keys = [...CORE_KEYS, ...OPTIONAL_KEYS.filter((k) => present.has(k))] as string[];
+  const keys = [...CORE_KEYS, ...OPTIONAL_KEYS.filter((k) => present.has(k))];
   const extra = [...present].filter((k) => !keys.includes(k)).sort();
 
   const perSession: ReportSummary['perSession'] = {};
@@ -174,11 +172,11 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
       for (const k of [...keys, ...extra]) entry[k] = finite(v[k]) ? v[k] : null;
       // The model / oracle ratio, when the evaluator gave the oracle but not the ratio.
       for (const t of TASKS) {
-        for (const suffix of ['', '_pooled']) {
-          const rk = `${t}_oracle_ratio${suffix}`;
+        for (const [ratio, bps, of] of RATIOS) {
+          const rk = key(t, ratio);
           if (!(rk in entry) || entry[rk] !== null) continue;
-          const model = entry[`${t}_bps${suffix}`];
-          const oracle = entry[`${t}_oracle_bps${suffix}`];
+          const model = entry[key(t, bps)];
+          const oracle = entry[key(t, of)];
           entry[rk] = model !== null && oracle !== null && oracle > 0 ? model / oracle : null;
         }
       }
@@ -204,8 +202,8 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
       const xs = sessions.flatMap((s) => labels.map((l) => perSession[s][l]?.[k])).filter(finite);
       return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
     };
-    const bps = pick(`${t}_oracle_bps`);
-    const pooled = pick(`${t}_oracle_bps_pooled`);
+    const bps = pick(key(t, 'oracle_bps'));
+    const pooled = pick(key(t, 'oracle_bps_pooled'));
     if (bps !== null || pooled !== null) oracle[t] = { bps, pooled };
   }
 
@@ -241,9 +239,9 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
   for (const label of labels) {
     const rows = sessions.map((sid) => raw[sid]?.[label]).filter((v): v is Record<string, number> => !!v);
     for (const t of TASKS) {
-      if (!rows.some((v) => finite(v[`${t}_bps`]))) continue;
-      const sum = (k: string) => {
-        const xs = rows.map((v) => v[`${t}_${k}`]).filter(finite);
+      if (!rows.some((v) => finite(v[key(t, 'bps')]))) continue;
+      const sum = (k: ActivityMetric) => {
+        const xs = rows.map((v) => v[key(t, k)]).filter(finite);
         return xs.length ? xs.reduce((a, b) => a + b, 0) : null;
       };
       const avg = (k: string) => {
@@ -255,8 +253,8 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
         silent: sum('silent'),
         unscored: sum('unscored'),
         excluded: sum('excluded'),
-        mean: mean[label]?.[`${t}_bps`] ?? null,
-        quantiles: Object.fromEntries(QUANTILE_KEYS.map((q) => [q, avg(`${t}_bps_${q}`)])),
+        mean: mean[label]?.[key(t, 'bps')] ?? null,
+        quantiles: Object.fromEntries(QUANTILE_KEYS.map((q) => [q, avg(key(t, `bps_${q}` as ActivityMetric))])),
         quantilesOver: 'sessions',
       };
     }
@@ -278,23 +276,13 @@ export interface Comparison {
   sessionsCompared: number;
 }
 
-export const METRIC_TITLES: Record<string, string> = {
-  ...Object.fromEntries(TASKS.map((t) => [`${t}_bps`, `${TASK_TITLES[t]} bits/spike (per-neuron mean)`])),
-  ...Object.fromEntries(TASKS.map((t) => [`${t}_bps_pooled`, `${TASK_TITLES[t]} bits/spike (pooled)`])),
-  ...Object.fromEntries(TASKS.map((t) => [`${t}_bps_q50`, `${TASK_TITLES[t]} bits/spike (per-neuron median)`])),
-  choice_accuracy: 'choice decoding accuracy',
-  wme_r2: 'whisker motion energy R²',
-  wheel_r2: 'wheel speed R²',
-};
+/** Titles of the compared metrics, from the task registry. */
+export const METRIC_TITLES: Record<string, string> = metricTitles();
 
 /** The keys report.md and report.json compare models on, in that order. */
-export const COMPARISON_KEYS = [
-  ...TASKS.map((t) => `${t}_bps`),
-  ...TASKS.map((t) => `${t}_bps_q50`),
-  ...TASKS.map((t) => `${t}_bps_pooled`),
-  'choice_accuracy',
-  'wme_r2',
-  'wheel_r2',
+export const COMPARISON_KEYS: readonly string[] = [
+  ...COMPARED_ACTIVITY_METRICS.flatMap((m) => TASKS.map((t) => key(t, m))),
+  ...decodingTasks().map(scoreKey),
 ];
 
 /** Compares labels on one key of the means; undefined when no label has it. */

@@ -11,14 +11,15 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { Metrics } from '../payloads.ts';
 import { fmt, METRIC_TITLES, namedFirst, summarise, TASKS } from './summary.ts';
 import { renderSvg } from './plots.ts';
+import { decodingTasks, isHeadlineBps, key, oracleKeysOf, scoreKey } from '../eval/task-registry.ts';
 
 export const SWEEP_FORMAT = 'mtm-sweep@1';
 
 /** `<series>-n<x>`: e.g. mtm-n4, temporal-n16, mtm-scratch-n1. */
 export const DEFAULT_SWEEP_PATTERN = '^(?<series>.+)-n(?<x>[^-]+)$';
 
-/** The metrics a sweep plots by default: the four activity tasks and two behaviour decoders. */
-export const DEFAULT_SWEEP_METRICS = [...TASKS.map((t) => `${t}_bps`), 'choice_accuracy', 'wme_r2'];
+/** The metrics a sweep plots by default: every activity task's headline and the decoders the task registry marks `swept`. */
+export const DEFAULT_SWEEP_METRICS: readonly string[] = [...TASKS.map((t) => key(t, 'bps')), ...decodingTasks().filter((d) => d.swept).map(scoreKey)];
 
 export type SweepX = number | string;
 
@@ -92,9 +93,9 @@ const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFi
 
 /** The oracle's value of a metric in one evaluation entry (both spellings the evaluator has used). */
 function oracleOf(entry: Record<string, number | null>, metric: string): number | null {
-  const stem = metric.replace(/_bps$/, '');
-  if (stem === metric) return null;
-  const v = entry[`${stem}_oracle_bps`] ?? entry[`oracle_${stem}_bps`];
+  const [current, older] = oracleKeysOf(metric);
+  if (!current) return null;
+  const v = entry[current] ?? entry[older];
   return finite(v) ? v : null;
 }
 
@@ -246,7 +247,7 @@ interface Row {
   session?: string;
 }
 
-const isBps = (metric: string) => /_bps(_pooled)?$/.test(metric);
+const isBps = isHeadlineBps;
 
 function rows(d: SweepData, metrics: readonly string[]): Row[] {
   const out: Row[] = [];
