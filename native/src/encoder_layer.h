@@ -74,7 +74,7 @@ float* scratch(int slot, size_t floats) {
 }
 
 std::vector<float>& thread_scratch(int thread, int which, size_t floats) {
-  static std::vector<float> bufs[64][3];
+  static std::vector<float> bufs[64][4];
   auto& b = bufs[thread & 63][which];
   if (b.size() < floats) b.resize(floats);
   return b;
@@ -186,11 +186,14 @@ void attention_forward(const LayerDims& L, const float* qkv, const float* bias, 
     for (long s = 0; s < S; s++)
       for (long j = 0; j < dh; j++) qs[s * dh + j] = q[s * 3 * D + j] * qscale;
     float* p = P + (b * H + h) * S * S;
+    const float* bb = bias ? bias + (L.nb > 1 ? b : 0) * S * S : nullptr;
+    // Head widths 8..64 (multiples of 8): the unpacked per-head kernels (attention_impl.h).
+    float* work = thread_scratch(thread, 3, (size_t)dh * ((S + 7) & ~7L)).data();
+    const bool done = MTM_DISPATCH(att_head_forward, (int)S, (int)dh, qs, k, v, 3 * D, bb, p, ctx + b * S * D + h * dh, D, work);
+    if (done) return;
     serial_gemm(thread, (int)S, (int)S, (int)dh, qs, dh, false, k, 3 * D, true, p, S);
-    if (bias) {
-      const float* bb = bias + (L.nb > 1 ? b : 0) * S * S;
+    if (bb)
       for (long i = 0; i < S * S; i += S) MTM_DISPATCH(binary_row, isa_base::B_ADD, p + i, 1, bb + i, 1, p + i, S);
-    }
     MTM_DISPATCH(softmax_rows, p, p, S, 0, S);
     serial_gemm(thread, (int)S, (int)dh, (int)S, p, S, false, v, 3 * D, false, ctx + b * S * D + h * dh, D);
   });
@@ -215,6 +218,13 @@ void attention_backward(const LayerDims& L, const float* qkv, const float* P, co
     float* dqs = thread_scratch(thread, 2, (size_t)S * dh).data();
     for (long s = 0; s < S; s++)
       for (long j = 0; j < dh; j++) qs[s * dh + j] = q[s * 3 * D + j] * qscale;
+    float* work = thread_scratch(thread, 3, (size_t)dh * ((S + 7) & ~7L)).data();
+    const bool done = MTM_DISPATCH(att_head_backward, (int)S, (int)dh, qs, k, v, 3 * D, p, dc, D, dqs, dk, dv, ds, work);
+    if (done) {
+      for (long s = 0; s < S; s++)
+        for (long j = 0; j < dh; j++) dq[s * 3 * D + j] = dqs[s * dh + j] * qscale;
+      return;
+    }
     // dP = dctx v^T; dv = P^T dctx; dS = softmax backward; dqs = dS k; dk = dS^T qs; dq = dqs * scale.
     serial_gemm(thread, (int)S, (int)S, (int)dh, dc, D, false, v, 3 * D, true, ds, S);
     serial_gemm(thread, (int)S, (int)dh, (int)S, p, S, true, dc, D, false, dv, 3 * D);

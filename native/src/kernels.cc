@@ -44,12 +44,14 @@
 #define MTM_NS isa_avx2
 #include "gemm_impl.h"
 #include "elementwise_impl.h"
+#include "attention_impl.h"
 #undef MTM_NS
 #pragma GCC pop_options
 #endif
 #define MTM_NS isa_base
 #include "gemm_impl.h"
 #include "elementwise_impl.h"
+#include "attention_impl.h"
 #undef MTM_NS
 
 namespace {

@@ -118,6 +118,9 @@ const CASES: Case[] = [
   { B: 3, S: 11, D: 32, H: 4, F: 64, causal: true, keyValid: false, training: true },
   { B: 2, S: 9, D: 24, H: 3, F: 40, causal: false, keyValid: true, training: true },
   { B: 2, S: 21, D: 64, H: 2, F: 96, causal: true, keyValid: true, training: false },
+  // Head widths 16 and 64 at more tokens than one 32-column block (the unpacked attention kernels).
+  { B: 2, S: 45, D: 64, H: 4, F: 64, causal: false, keyValid: true, training: true },
+  { B: 1, S: 37, D: 64, H: 1, F: 32, causal: true, keyValid: false, training: false },
 ];
 
 for (const c of CASES) {
