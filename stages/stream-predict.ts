@@ -111,6 +111,7 @@ function summaryMetrics(s: StreamSummary): Record<string, number> {
     passP50Ms: s.passMs.p50Ms,
     passP99Ms: s.passMs.p99Ms,
     passMaxMs: s.passMs.maxMs,
+    ...(s.passCpuMs ? { passCpuP50Ms: s.passCpuMs.p50Ms, passCpuP99Ms: s.passCpuMs.p99Ms } : {}),
     realTimeFactor: s.realTimeFactor,
     meanPoissonNll: s.meanPoissonNll,
   };

@@ -23,6 +23,7 @@
 //   the caches are fixed-size typed arrays: memory does not grow with the stream, and no tensor
 //   is created after the stream opens.
 import type { ArchitectureModel, CausalStream } from '../architecture.ts';
+import { loadNative } from '../tensor/kernels/native.ts';
 import type { MaskingMode } from '../masking/types.ts';
 import { SlidingWindow, type Bin } from './online-binner.ts';
 import { CausalPredictor, defaultStreamMode, LatencyStats, type CausalPredictorOptions, type PredictedBin } from './predictor.ts';
@@ -61,6 +62,11 @@ export class CachedCausalPredictor implements StreamPredictor {
   /** Most bins a cache holds before it restarts (windowBins - 1). */
   readonly period: number;
   readonly passes = new LatencyStats();
+  /**
+   * The same passes in CPU time of the calling thread (which does all of a pass's work), when
+   * the native addon can read that clock: what a pass costs without the waits a busy machine adds.
+   */
+  readonly cpuPasses: LatencyStats | undefined;
   readonly contextRange: [number, number];
   /** Time to open the stream (copy the weights) and build the caches from the primed bins, ms. */
   openMs = 0;
@@ -71,6 +77,7 @@ export class CachedCausalPredictor implements StreamPredictor {
   private stream: CausalStream | undefined;
   /** Bins appended to the caches since they started (the restart schedule's clock). */
   private appended = 0;
+  private readonly cpuMs: (() => number) | undefined;
   private forecast: Float32Array | undefined;
   private forecastContext = 0;
   private nextBin = -1;
@@ -91,6 +98,9 @@ export class CachedCausalPredictor implements StreamPredictor {
     this.period = w - 1;
     this.offsets = Array.from({ length: k }, (_, i) => Math.round((i * this.period) / k));
     this.primed = new SlidingWindow(this.period, o.nNeurons);
+    const native = loadNative().native;
+    this.cpuMs = native ? () => native.threadCpuMs() : undefined;
+    this.cpuPasses = native ? new LatencyStats() : undefined;
     // Right after a cache restarts, the freshest other cache has been filling since the previous restart.
     const gaps = this.offsets.map((off, i) => (i + 1 < k ? this.offsets[i + 1] : this.period) - off);
     this.contextRange = [this.period - Math.max(...gaps) + 1, this.period];
@@ -118,10 +128,12 @@ export class CachedCausalPredictor implements StreamPredictor {
     const logRates = this.forecast!;
     const contextBins = this.forecastContext;
     const started = performance.now();
+    const cpu0 = this.cpuMs?.() ?? 0;
     this.append(bin.counts);
     this.nextBin = bin.binIndex + 1;
     this.predict();
     this.passes.add(performance.now() - started);
+    if (this.cpuMs) this.cpuPasses!.add(this.cpuMs() - cpu0);
     return { binIndex: bin.binIndex, t0: bin.t0, logRates, counts: bin.counts, horizonBins: 1, contextBins };
   }
 

@@ -121,6 +121,8 @@ export interface StreamSummary {
   wallMsPerBin: number;
   /** Time from a context bin's completion to its next strideBins predictions (the pass; cached path: per bin), ms. */
   passMs: ReturnType<LatencyStats['summary']>;
+  /** Cached path with the native addon: the same passes in the stream thread's CPU time (no waiting for a core), ms. */
+  passCpuMs?: ReturnType<LatencyStats['summary']>;
   streamS: number;
   wallS: number;
   /** Stream seconds per wall second. */
@@ -283,6 +285,7 @@ export async function runStream(o: RunStreamOptions): Promise<StreamSummary> {
     msPerBin: predicted ? predictor.passes.sumMs / predicted : NaN,
     wallMsPerBin: predicted ? (performance.now() - predictStart) / predicted : NaN,
     passMs: predictor.passes.summary(),
+    ...('cpuPasses' in predictor && predictor.cpuPasses ? { passCpuMs: (predictor.cpuPasses as LatencyStats).summary() } : {}),
     streamS,
     wallS,
     realTimeFactor: wallS > 0 ? streamS / wallS : NaN,
