@@ -4,6 +4,7 @@
 export const SMOKE_SETTINGS: Record<string, string[] | { runBy: string }> = {
   'quickstart.yaml': { runBy: 'test/quickstart-graph.test.ts' },
   'ablation.yaml': ['trials=[60,60]', 'neurons=[30,30]', 'epochs=1', 'evaluate.maxLeftOutNeurons=4'],
+  'ndt2.yaml': ['trials=[60,60]', 'neurons=[30,30]', 'epochs=1', 'evaluate.maxLeftOutNeurons=4', 'evaluate.decoding=false'],
   'bin-session.yaml': { runBy: 'test/bin-session.test.ts' },
   'train.yaml': { runBy: 'test/train-resume.test.ts' },
   'pretrain.yaml': { runBy: 'test/finetune-graph.test.ts' },
