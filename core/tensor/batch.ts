@@ -16,8 +16,9 @@ export interface BatchTensors {
 export function batchTensors(b: MaskedBatch): BatchTensors {
   const shape: [number, number, number] = [b.shape.trials, b.shape.bins, b.shape.neurons];
   const input = tf.tensor3d(b.input, shape, 'float32');
-  const target = tf.tensor3d(Float32Array.from(b.target), shape, 'float32');
-  const lossMask = tf.tensor3d(Float32Array.from(b.lossMask), shape, 'float32');
+  // The typed-array constructor converts in one native pass (Float32Array.from iterates).
+  const target = tf.tensor3d(new Float32Array(b.target), shape, 'float32');
+  const lossMask = tf.tensor3d(new Float32Array(b.lossMask), shape, 'float32');
   return {
     model: { sessionId: b.sessionId, input, mode: b.mode, causal: b.causal },
     target,

@@ -87,9 +87,35 @@ napi_value SumSquares(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// AdamW in place over [lo, hi): adamw_range's arithmetic, written for p == p1 (etc.) so the
+// compiler vectorises it (adamw_range's separate outputs alias here, which forces its scalar loop).
+#define MTM_ADAMW_INPLACE_BODY                                              \
+  for (long i = lo; i < hi; i++) {                                          \
+    const float gi = g[i] * gs;                                             \
+    const float mi = m[i] * b1 + gi * c1;                                   \
+    const float vi = v[i] * b2 + gi * gi * c2;                              \
+    const float denom = __builtin_sqrtf(vi) / sbc2 + eps;                   \
+    m[i] = mi;                                                              \
+    v[i] = vi;                                                              \
+    p[i] = p[i] * decay - mi / denom * step;                                \
+  }
+#ifdef MTM_HAVE_AVX2_BUILD
+__attribute__((target("avx2,fma"))) void adamw_inplace_avx2(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+                                                             long lo, long hi, float gs, float b1, float c1, float b2, float c2, float sbc2,
+                                                             float eps, float decay, float step) {
+  MTM_ADAMW_INPLACE_BODY
+}
+#endif
+void adamw_inplace_base(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, long lo, long hi, float gs,
+                        float b1, float c1, float b2, float c2, float sbc2, float eps, float decay, float step) {
+  MTM_ADAMW_INPLACE_BODY
+}
+#undef MTM_ADAMW_INPLACE_BODY
+
 // adamwInPlace(bufs, offs, sizes, params): bufs/offs hold p, g, m, v of each weight in turn;
-// p, m, v are updated in place (adamw_range reads each element before writing it). params =
-// [gradScale, beta1, beta2, sqrtBc2, epsilon, decay, stepSize].
+// p, m, v are updated in place (adamw_range's arithmetic, vectorised for in-place use). params =
+// [gradScale, beta1, beta2, sqrtBc2, epsilon, decay, stepSize]. The four arrays of a weight must
+// not overlap (the caller checks that no other tensor shares p, m or v).
 napi_value AdamWInPlace(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -125,7 +151,13 @@ napi_value AdamWInPlace(napi_env env, napi_callback_info info) {
     for (int q = p0; q < p1; q++) {
       const Piece& pc = pieces[q];
       float* const* t = &ptrs[4 * pc.w];
-      MTM_DISPATCH(adamw_range, t[0], t[1], t[2], t[3], t[0], t[2], t[3], pc.lo, pc.hi, gs, b1, c1, b2, c2, sbc2, eps, decay, step);
+#ifdef MTM_HAVE_AVX2_BUILD
+      if (g.avx2) {
+        adamw_inplace_avx2(t[0], t[1], t[2], t[3], pc.lo, pc.hi, gs, b1, c1, b2, c2, sbc2, eps, decay, step);
+        continue;
+      }
+#endif
+      adamw_inplace_base(t[0], t[1], t[2], t[3], pc.lo, pc.hi, gs, b1, c1, b2, c2, sbc2, eps, decay, step);
     }
   });
   return nullptr;
