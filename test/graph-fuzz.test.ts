@@ -11,8 +11,7 @@ import { GraphSource, graphPluginPaths, loadGraphSource } from '../core/graph/lo
 import { createRng, type Rng } from '../core/rng.ts';
 
 const registry = new Registry(demo.stages, []);
-const base = readFileSync(join(import.meta.dirname, 'fixtures', 'graphs', 'good.yaml'), 'utf8');
-const baseObj = parse(base);
+const fixture = (name: string) => readFileSync(join(import.meta.dirname, 'fixtures', 'graphs', name), 'utf8');
 
 const junkValues = (r: Rng): unknown[] => [null, 0, -1, 3.5, '', 'x', '${nope}', '${count}', 'count.items', 'a.b.c', [], [1, 'two'], {}, { stage: 'sum-all@1' }, true, 'count-source@1', 'count-source@0', '@1', '1e9', 'n'.repeat(r.int(40))];
 
@@ -33,7 +32,7 @@ function mutateObject(obj: any, r: Rng): void {
         case 0: delete cur[k]; break;
         case 1: cur[k] = pick(r, junkValues(r)); break;
         case 2: cur[k + pick(r, ['s', 'X', '_', ''])] = cur[k]; if (r.next() < 0.5) delete cur[k]; break;
-        case 3: cur[pick(r, ['in', 'params', 'stage', 'nodes', 'seed', 'plugins', 'zz', 'items', 'count'])] = pick(r, junkValues(r)); break;
+        case 3: cur[pick(r, ['in', 'params', 'stage', 'nodes', 'seed', 'plugins', 'zz', 'items', 'count', 'use', 'foreach', 'blocks'])] = pick(r, junkValues(r)); break;
         case 4: cur[k.slice(0, -1)] = cur[k]; delete cur[k]; break;
         default: cur[k] = Array.isArray(cur[k]) ? cur[k][0] : [cur[k], pick(r, junkValues(r))];
       }
@@ -72,12 +71,13 @@ function mutateText(text: string, r: Rng): string {
   }
 }
 
-test('1,000+ malformed graph files all give clean, located errors', () => {
-  const r = createRng(20241);
+function fuzz(base: string, seed: number, cases: number): void {
+  const baseObj = parse(base);
+  const r = createRng(seed);
   let rejected = 0;
   let accepted = 0;
   let tries = 0;
-  while (rejected < 1200 && tries < 5000) {
+  while (rejected < cases && tries < 5000) {
     tries++;
     let text: string;
     if (r.next() < 0.5) {
@@ -114,8 +114,12 @@ test('1,000+ malformed graph files all give clean, located errors', () => {
       assert.not.match(d.message, /\[object Object\]|undefined|TypeError|\n\s+at /, `case ${tries}: ${d.message}`);
     }
   }
-  assert.ok(rejected >= 1000, `only ${rejected} of ${tries} mutations were rejected`);
+  assert.ok(rejected >= cases * 0.8, `only ${rejected} of ${tries} mutations were rejected`);
   assert.ok(accepted < tries, 'sanity');
-});
+}
+
+test('1,000+ malformed graph files all give clean, located errors', () => fuzz(fixture('good.yaml'), 20241, 1200));
+
+test('600 malformed graph files with blocks all give clean, located errors', () => fuzz(fixture('blocks.yaml'), 7, 600));
 
 test.run();

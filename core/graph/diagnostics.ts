@@ -7,6 +7,19 @@ export interface Diagnostic {
   /** Field path as typed in the file, e.g. nodes.bin.params.binSizeMs */
   path: string;
   message: string;
+  /** Set when the problem is in a node a block made: that node's id... */
+  node?: string;
+  /** ...and the block instances that made it, innermost first (see core/graph/blocks.ts). */
+  via?: DiagnosticVia[];
+}
+
+/** Where a block was instantiated. */
+export interface DiagnosticVia {
+  block: string;
+  file: string;
+  line: number;
+  col: number;
+  path: string;
 }
 
 /** Raised for bad input (graph files, --set values, plugin paths): the CLI exits 2 without a stack. */
@@ -19,7 +32,11 @@ export class GraphError extends Error {
 
 export function formatDiagnostic(d: Diagnostic): string {
   const where = d.line > 0 ? `${d.file}:${d.line}:${d.col}` : d.file;
-  return d.path ? `${where}  ${d.path}  ${d.message}` : `${where}  ${d.message}`;
+  const text = d.path ? `${where}  ${d.path}  ${d.message}` : `${where}  ${d.message}`;
+  if (!d.via?.length) return text;
+  // One line per problem still: the block's location first, then every instance that led there.
+  const uses = d.via.map((v) => `block '${v.block}' used at ${v.file}:${v.line}:${v.col} ${v.path}`).join(', in ');
+  return `${text}  (node '${d.node}' from ${uses})`;
 }
 
 export function pathString(path: readonly (string | number)[]): string {

@@ -1,11 +1,19 @@
-// Graph files: YAML keyed by node id, wired by "<node>.<port>" references (DESIGN.md examples 3-4).
+// Graph files: YAML keyed by node id, wired by "<node>.<port>" references (docs/architecture.md §3).
 // Loading collects every problem it can find, each located at file:line:col, before anything runs.
+// The steps, in order: top-level keys, name and description, graph params and --set overrides,
+// seed; block instances expanded into plain nodes (core/graph/blocks.ts: `blocks:` and `use:`,
+// whose header has the rules); stages; edges with their payload types; a topological order;
+// node params substituted, overridden and checked against each stage's schema.
 import { basename, dirname, extname, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, parse as parseYamlValue, type Document, type Node as YamlNode } from 'yaml';
+import { parse as parseYamlValue } from 'yaml';
 import type { Registry } from '../registry.ts';
 import type { StageDescriptor } from '../stage.ts';
 import { stageKey } from '../stage.ts';
+import { expandNodes, siteDiag, type NodeSite } from './blocks.ts';
 import { type Diagnostic, didYouMean, listOf, pathString } from './diagnostics.ts';
+import { GraphSource, type Path, isPlainObject, typeName } from './source.ts';
+
+export { GraphSource } from './source.ts';
 
 export interface EdgeRef {
   node: string;
@@ -31,7 +39,7 @@ export interface ResolvedGraph {
   plugins: string[];
   /** Graph-level params with overrides applied. */
   params: Record<string, unknown>;
-  /** Nodes in a topological order (upstream before downstream, file order otherwise). */
+  /** Nodes in a topological order (upstream before downstream, file order otherwise), blocks expanded. */
   nodes: ResolvedNode[];
 }
 
@@ -44,81 +52,21 @@ export interface LoadOptions {
   allowUnsetParams?: boolean;
 }
 
-const TOP_KEYS = ['name', 'description', 'seed', 'plugins', 'params', 'nodes'];
+const TOP_KEYS = ['name', 'description', 'seed', 'plugins', 'params', 'blocks', 'nodes'];
 const NODE_KEYS = ['stage', 'in', 'params', 'description'];
 const ID_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const REF_RE = /^\$\{([^}]*)\}$/;
 const REF_ANY_RE = /\$\{([^}]*)\}/g;
 export const DEFAULT_SEED = 42;
 
-/** A parsed YAML document plus the means to point at any path in it. */
-export class GraphSource {
-  readonly lineCounter = new LineCounter();
-  readonly doc: Document.Parsed;
-  readonly syntaxErrors: Diagnostic[];
+type NodeOverrides = Map<string, Map<string, unknown>>;
 
-  constructor(
-    readonly text: string,
-    readonly file: string,
-  ) {
-    this.doc = parseDocument(text, { lineCounter: this.lineCounter, prettyErrors: false, uniqueKeys: true });
-    const lines = text.split('\n');
-    const all = this.doc.errors.map((e) => {
-      const pos = e.linePos?.[0] ?? this.lineCounter.linePos(e.pos[0]);
-      // A bare ${name} inside { } or [ ] is the usual cause of a burst of flow errors.
-      const hint = /[{[][^}\]]*\$\{/.test(lines[pos.line - 1] ?? '') ? ' (inside { } or [ ], quote references: "${name}")' : '';
-      return { file, line: pos.line, col: pos.col, path: '', message: `YAML syntax: ${firstLine(e.message)}${hint}` };
-    });
-    // One mistake can make the parser report dozens of errors: keep the first on each line, at most 10.
-    const seen = new Set<number>();
-    this.syntaxErrors = all.filter((d) => !seen.has(d.line) && seen.add(d.line)).slice(0, 10);
-  }
-
-  /** Line and column of the value at `path` (or of its key when `key` is set); the nearest existing parent otherwise. */
-  locate(path: (string | number)[], key = false): { line: number; col: number } {
-    let node: unknown = this.doc.contents;
-    let found: YamlNode | undefined = node as YamlNode;
-    for (let i = 0; i < path.length; i++) {
-      const seg = path[i];
-      const last = i === path.length - 1;
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
-        if (!pair) break;
-        if (last && key && isScalar(pair.key)) {
-          found = pair.key;
-          break;
-        }
-        node = pair.value;
-        if (node) found = node as YamlNode;
-        else if (isScalar(pair.key)) found = pair.key;
-      } else if (isSeq(node) && typeof seg === 'number' && node.items[seg]) {
-        node = node.items[seg];
-        found = node as YamlNode;
-      } else break;
-    }
-    const offset = found?.range?.[0] ?? 0;
-    return this.lineCounter.linePos(offset);
-  }
-
-  diag(path: (string | number)[], message: string, key = false): Diagnostic {
-    const { line, col } = this.locate(path, key);
-    return { file: this.file, line, col, path: pathString(path), message };
-  }
-}
-
-function firstLine(s: string): string {
-  return s.split('\n')[0];
-}
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
-function typeName(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return 'a list';
-  if (typeof x === 'object') return 'a mapping';
-  return `a ${typeof x}`;
+/** What the steps after expansion share. */
+interface Loading {
+  src: GraphSource;
+  out: Diagnostic[];
+  sites: Map<string, NodeSite>;
+  stages: Map<string, StageDescriptor<any>>;
 }
 
 /** Plugin folders a graph file names, resolved against the file's folder (read before the registry is built). */
@@ -139,7 +87,6 @@ export function loadGraphText(text: string, file: string, registry: Registry, op
 }
 
 export function loadGraphSource(src: GraphSource, registry: Registry, opts: LoadOptions = {}): { graph?: ResolvedGraph; diagnostics: Diagnostic[] } {
-  const file = src.file;
   if (src.syntaxErrors.length) return { diagnostics: src.syntaxErrors };
   const out: Diagnostic[] = [];
   const raw = src.doc.toJS({ maxAliasCount: 100 }) as unknown;
@@ -149,10 +96,41 @@ export function loadGraphSource(src: GraphSource, registry: Registry, opts: Load
   for (const k of Object.keys(raw)) {
     if (!TOP_KEYS.includes(k)) out.push(src.diag([k], `unknown top-level key '${k}'${didYouMean(k, TOP_KEYS)}; expected ${listOf(TOP_KEYS)}`, true));
   }
+  const { name, description } = readHeader(raw, src, out);
+  const plugins = graphPluginPaths(src);
+  out.push(...plugins.diagnostics);
+  const params = readGraphParams(raw.params, src, out);
+  const nodeOverrides = applyOverrides(params, opts.overrides ?? {}, out);
+  const fileSeed = readSeed(raw.seed, params, src, out);
+  const seed = opts.seed ?? fileSeed;
 
-  // Name, description, plugins.
-  const fallbackName = basename(file, extname(file)) || 'graph';
-  let name = fallbackName;
+  if (raw.nodes === undefined || raw.nodes === null) {
+    out.push(src.diag([], `the graph has no 'nodes' mapping`));
+    return { diagnostics: out };
+  }
+  if (!isPlainObject(raw.nodes)) {
+    out.push(src.diag(['nodes'], `nodes must be a mapping of node id to node, got ${typeName(raw.nodes)}`));
+    return { diagnostics: out };
+  }
+  const sites = expandNodes(raw.nodes, raw.blocks, src, out);
+  for (const [node] of nodeOverrides) {
+    if (!sites.has(node)) out.push({ file: '--set', line: 0, col: 0, path: node, message: `unknown node '${node}'${didYouMean(node, sites.keys())}` });
+  }
+  const g: Loading = { src, out, sites, stages: resolveStages(sites, registry, src, out) };
+  const inputs = new Map([...sites.keys()].map((id) => [id, wireNode(g, sites.get(id)!)]));
+  const order = topologicalOrder([...sites.keys()], inputs, (id, message) => siteDiag(src, sites.get(id)!, [], message, true), out);
+  const resolved: ResolvedNode[] = [];
+  for (const id of order ?? sites.keys()) {
+    const node = resolveNodeParams(g, sites.get(id)!, params, nodeOverrides.get(id), opts);
+    if (node) resolved.push({ ...node, inputs: inputs.get(id) ?? {} });
+  }
+
+  if (out.length) return { diagnostics: sortDiagnostics(out) };
+  return { graph: { file: src.file, name, description, seed, plugins: plugins.paths, params, nodes: resolved }, diagnostics: [] };
+}
+
+function readHeader(raw: Record<string, unknown>, src: GraphSource, out: Diagnostic[]): { name: string; description: string } {
+  let name = basename(src.file, extname(src.file)) || 'graph';
   if (raw.name !== undefined) {
     if (typeof raw.name !== 'string' || !/^[\w.-]+$/.test(raw.name)) out.push(src.diag(['name'], `name must be a word of letters, digits, '.', '_' or '-', got ${JSON.stringify(raw.name)}`));
     else name = raw.name;
@@ -162,22 +140,27 @@ export function loadGraphSource(src: GraphSource, registry: Registry, opts: Load
     if (typeof raw.description !== 'string') out.push(src.diag(['description'], `description must be text, got ${typeName(raw.description)}`));
     else description = raw.description;
   }
-  const plugins = graphPluginPaths(src);
-  out.push(...plugins.diagnostics);
+  return { name, description };
+}
 
-  // Graph params, then --set overrides of graph params.
+function readGraphParams(raw: unknown, src: GraphSource, out: Diagnostic[]): Record<string, unknown> {
   const params: Record<string, unknown> = {};
-  if (raw.params !== undefined && raw.params !== null) {
-    if (!isPlainObject(raw.params)) out.push(src.diag(['params'], `params must be a mapping of name: default value, got ${typeName(raw.params)}`));
-    else {
-      for (const [k, v] of Object.entries(raw.params)) {
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) out.push(src.diag(['params', k], `graph param name '${k}' must be letters, digits and '_'`, true));
-        params[k] = v;
-      }
-    }
+  if (raw === undefined || raw === null) return params;
+  if (!isPlainObject(raw)) {
+    out.push(src.diag(['params'], `params must be a mapping of name: default value, got ${typeName(raw)}`));
+    return params;
   }
-  const nodeOverrides = new Map<string, Map<string, unknown>>();
-  for (const [key, text] of Object.entries(opts.overrides ?? {})) {
+  for (const [k, v] of Object.entries(raw)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) out.push(src.diag(['params', k], `graph param name '${k}' must be letters, digits and '_'`, true));
+    params[k] = v;
+  }
+  return params;
+}
+
+/** Applies `--set` of graph params to `params`; returns the `<node>.<param>` ones, by node. */
+function applyOverrides(params: Record<string, unknown>, overrides: Record<string, string>, out: Diagnostic[]): NodeOverrides {
+  const nodeOverrides: NodeOverrides = new Map();
+  for (const [key, text] of Object.entries(overrides)) {
     let value: unknown;
     try {
       value = parseYamlValue(text);
@@ -196,154 +179,117 @@ export function loadGraphSource(src: GraphSource, registry: Registry, opts: Load
       nodeOverrides.set(node, m);
     }
   }
+  return nodeOverrides;
+}
 
-  // Seed.
-  let seed = DEFAULT_SEED;
-  if (raw.seed !== undefined) {
-    const before = out.length;
-    const s = substitute(raw.seed, ['seed'], params, src, out);
-    if (out.length > before) {
-      /* an unknown ${name}: already reported */
-    } else if (!Number.isInteger(s) || (s as number) < 0) out.push(src.diag(['seed'], `seed must be a non-negative integer, got ${JSON.stringify(s)}`));
-    else seed = s as number;
+function readSeed(raw: unknown, params: Record<string, unknown>, src: GraphSource, out: Diagnostic[]): number {
+  if (raw === undefined) return DEFAULT_SEED;
+  const before = out.length;
+  const s = substitute(raw, ['seed'], params, src, out);
+  if (out.length > before) return DEFAULT_SEED; // an unknown ${name}: already reported
+  if (!Number.isInteger(s) || (s as number) < 0) {
+    out.push(src.diag(['seed'], `seed must be a non-negative integer, got ${JSON.stringify(s)}`));
+    return DEFAULT_SEED;
   }
-  if (opts.seed !== undefined) seed = opts.seed;
+  return s as number;
+}
 
-  // Nodes.
-  if (raw.nodes === undefined || raw.nodes === null) {
-    out.push(src.diag([], `the graph has no 'nodes' mapping`));
-    return { diagnostics: out };
-  }
-  if (!isPlainObject(raw.nodes)) {
-    out.push(src.diag(['nodes'], `nodes must be a mapping of node id to node, got ${typeName(raw.nodes)}`));
-    return { diagnostics: out };
-  }
-  const rawNodes = raw.nodes;
-  const nodeIds = Object.keys(rawNodes);
-  for (const [node] of nodeOverrides) {
-    if (!Object.hasOwn(rawNodes, node)) out.push({ file: '--set', line: 0, col: 0, path: node, message: `unknown node '${node}'${didYouMean(node, nodeIds)}` });
-  }
-
+function resolveStages(sites: Map<string, NodeSite>, registry: Registry, src: GraphSource, out: Diagnostic[]): Map<string, StageDescriptor<any>> {
   const stages = new Map<string, StageDescriptor<any>>();
-  for (const id of nodeIds) {
-    const n = rawNodes[id];
-    const at = ['nodes', id];
-    if (!ID_RE.test(id)) out.push(src.diag(at, `node id '${id}' must start with a letter and use letters, digits, '_' or '-'`, true));
+  for (const [id, site] of sites) {
+    const n = site.node;
+    if (!ID_RE.test(id)) out.push(siteDiag(src, site, [], `node id '${id}' must start with a letter and use letters, digits, '_' or '-'`, true));
     if (!isPlainObject(n)) {
-      out.push(src.diag(at, `a node is a mapping with 'stage' (and optionally 'in', 'params', 'description'), got ${typeName(n)}`));
+      out.push(siteDiag(src, site, [], `a node is a mapping with 'stage' (and optionally 'in', 'params', 'description'), or 'use: <block>', got ${typeName(n)}`));
       continue;
     }
     for (const k of Object.keys(n)) {
-      if (!NODE_KEYS.includes(k)) out.push(src.diag([...at, k], `unknown node key '${k}'${didYouMean(k, NODE_KEYS)}; expected ${listOf(NODE_KEYS)}`, true));
+      if (!NODE_KEYS.includes(k)) out.push(siteDiag(src, site, [k], `unknown node key '${k}'${didYouMean(k, NODE_KEYS)}; expected ${listOf(NODE_KEYS)}`, true));
     }
-    const stage = resolveStage(n.stage, [...at, 'stage'], registry, src, out);
+    const stage = resolveStage(n.stage, site, registry, src, out);
     if (stage) stages.set(id, stage);
   }
+  return stages;
+}
 
-  // Edges: check references, ports and payload types.
-  const inputs = new Map<string, Record<string, EdgeRef[]>>();
-  for (const id of nodeIds) {
-    const n = rawNodes[id];
-    if (!isPlainObject(n)) continue;
-    const stage = stages.get(id);
-    const at = ['nodes', id, 'in'];
-    const wired: Record<string, EdgeRef[]> = {};
-    inputs.set(id, wired);
-    if (n.in !== undefined && n.in !== null) {
-      if (!isPlainObject(n.in)) {
-        out.push(src.diag(at, `'in' must map input ports to "<node>.<port>" references, got ${typeName(n.in)}`));
-      } else {
-        for (const [port, refs] of Object.entries(n.in)) {
-          const portSpec = stage?.inputs[port];
-          if (stage && !portSpec) {
-            out.push(src.diag([...at, port], `stage ${stageKey(stage)} has no input port '${port}'${didYouMean(port, Object.keys(stage.inputs))}; its inputs are ${listOf(Object.keys(stage.inputs))}`, true));
-            continue;
-          }
-          const list = Array.isArray(refs) ? refs : [refs];
-          const edges: EdgeRef[] = [];
-          list.forEach((ref, i) => {
-            const p = Array.isArray(refs) ? [...at, port, i] : [...at, port];
-            const e = resolveRef(ref, p, rawNodes, stages, src, out);
-            if (!e) return;
-            if (e.node === id) {
-              out.push(src.diag(p, `cycle: node '${id}' feeds itself`));
-              return;
-            }
-            const upstream = stages.get(e.node);
-            const outType = upstream?.outputs[e.port]?.type;
-            if (portSpec && outType && outType !== portSpec.type) {
-              out.push(src.diag(p, `type mismatch: ${e.node}.${e.port} carries ${outType} but ${id}.${port} expects ${portSpec.type}`));
-              return;
-            }
-            edges.push(e);
-          });
-          wired[port] = edges;
-        }
-      }
-    }
-    if (stage) {
-      for (const [port, spec] of Object.entries(stage.inputs)) {
-        const given = isPlainObject(n.in) && Object.hasOwn(n.in, port);
-        if (!spec.optional && !given) out.push(src.diag(isPlainObject(n.in) ? at : ['nodes', id], `input port '${port}' (${spec.type}) is not connected; write in: { ${port}: <node>.<port> }`));
-      }
-    }
-  }
-
-  const order = topologicalOrder(nodeIds, inputs, src, out);
-
-  // Params: substitute graph params, apply node overrides, check against the stage schema.
-  const resolved: ResolvedNode[] = [];
-  for (const id of order ?? nodeIds) {
-    const n = rawNodes[id];
-    const stage = stages.get(id);
-    if (!isPlainObject(n) || !stage) continue;
-    const at = ['nodes', id, 'params'];
-    let given: Record<string, unknown> = {};
-    if (n.params !== undefined && n.params !== null) {
-      if (!isPlainObject(n.params)) {
-        out.push(src.diag(at, `params must be a mapping, got ${typeName(n.params)}`));
-        continue;
-      }
-      // Substitute param by param: a param whose references failed (already reported) or, when
-      // validating, names a required graph param that is not set yet, is left to the stage default.
-      for (const [k, v] of Object.entries(n.params)) {
-        const probe: Diagnostic[] = [];
-        const value = substitute(v, [...at, k], params, src, probe);
-        const unsetOnly = probe.length > 0 && probe.every((d) => d.message.includes('has no value: give it with --set'));
-        if (unsetOnly && opts.allowUnsetParams) continue;
-        out.push(...probe);
-        if (probe.length === 0) given[k] = value;
-      }
-    }
-    const fromSet = new Set<string>();
-    for (const [k, v] of nodeOverrides.get(id) ?? []) {
-      given[k] = v;
-      fromSet.add(k);
-    }
-    const known = Object.keys(stage.params.shape);
-    const clean: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(given)) {
-      if (known.includes(k)) clean[k] = v;
-      else if (fromSet.has(k)) out.push({ file: '--set', line: 0, col: 0, path: `${id}.${k}`, message: `stage ${stageKey(stage)} has no param '${k}'${didYouMean(k, known)}` });
-      else out.push(src.diag([...at, k], `unknown param '${k}' for stage ${stageKey(stage)}${didYouMean(k, known)}; its params are ${listOf(known)}`, true));
-    }
-    const parsed = stage.params.safeParse(clean);
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        const p = [...at, ...issue.path.map((x: PropertyKey) => (typeof x === 'symbol' ? String(x) : x))];
-        const top = String(issue.path[0] ?? '');
-        const origin = fromSet.has(top) ? ' (value from --set)' : refNote(n.params, top);
-        const exists = isPlainObject(n.params) && Object.hasOwn(n.params, top);
-        if (fromSet.has(top)) out.push({ file: '--set', line: 0, col: 0, path: `${id}.${pathString(issue.path as (string | number)[])}`, message: issue.message });
-        else out.push(src.diag(exists ? p : at, `${issue.message}${origin}`));
-      }
+/** Checks a node's references, ports and payload types; returns its wired inputs. */
+function wireNode(g: Loading, site: NodeSite): Record<string, EdgeRef[]> {
+  const { id, node: n } = site;
+  const wired: Record<string, EdgeRef[]> = {};
+  if (!isPlainObject(n)) return wired;
+  const stage = g.stages.get(id);
+  const diag = (rest: Path, message: string, key = false) => g.out.push(siteDiag(g.src, site, rest, message, key));
+  if (n.in !== undefined && n.in !== null && !isPlainObject(n.in)) diag(['in'], `'in' must map input ports to "<node>.<port>" references, got ${typeName(n.in)}`);
+  for (const [port, refs] of Object.entries(isPlainObject(n.in) ? n.in : {})) {
+    const portSpec = stage?.inputs[port];
+    if (stage && !portSpec) {
+      diag(['in', port], `stage ${stageKey(stage)} has no input port '${port}'${didYouMean(port, Object.keys(stage.inputs))}; its inputs are ${listOf(Object.keys(stage.inputs))}`, true);
       continue;
     }
-    resolved.push({ id, stage, description: typeof n.description === 'string' ? n.description : undefined, params: parsed.data, inputs: inputs.get(id) ?? {} });
+    const edges: EdgeRef[] = [];
+    (Array.isArray(refs) ? refs : [refs]).forEach((ref, i) => {
+      const p = Array.isArray(refs) ? ['in', port, i] : ['in', port];
+      const e = resolveRef(ref, p, site, g);
+      if (!e) return;
+      if (e.node === id) return diag(p, `cycle: node '${id}' feeds itself`);
+      const outType = g.stages.get(e.node)?.outputs[e.port]?.type;
+      if (portSpec && outType && outType !== portSpec.type) return diag(p, `type mismatch: ${e.node}.${e.port} carries ${outType} but ${id}.${port} expects ${portSpec.type}`);
+      edges.push(e);
+    });
+    wired[port] = edges;
   }
+  for (const [port, spec] of Object.entries(stage?.inputs ?? {})) {
+    const given = isPlainObject(n.in) && Object.hasOwn(n.in, port);
+    if (!spec.optional && !given) diag(isPlainObject(n.in) ? ['in'] : [], `input port '${port}' (${spec.type}) is not connected; write in: { ${port}: <node>.<port> }`);
+  }
+  return wired;
+}
 
-  if (out.length) return { diagnostics: sortDiagnostics(out) };
-  return { graph: { file, name, description, seed, plugins: plugins.paths, params, nodes: resolved }, diagnostics: [] };
+/** Substitutes graph params, applies node overrides and checks the result against the stage schema. */
+function resolveNodeParams(g: Loading, site: NodeSite, params: Record<string, unknown>, overrides: Map<string, unknown> | undefined, opts: LoadOptions): Omit<ResolvedNode, 'inputs'> | undefined {
+  const { id, node: n } = site;
+  const stage = g.stages.get(id);
+  if (!isPlainObject(n) || !stage) return undefined;
+  const diag = (rest: Path, message: string, key = false) => g.out.push(siteDiag(g.src, site, ['params', ...rest], message, key));
+  const given: Record<string, unknown> = {};
+  if (n.params !== undefined && n.params !== null) {
+    if (!isPlainObject(n.params)) return diag([], `params must be a mapping, got ${typeName(n.params)}`), undefined;
+    // Substitute param by param: a param whose references failed (already reported) or, when
+    // validating, names a required graph param that is not set yet, is left to the stage default.
+    for (const [k, v] of Object.entries(n.params)) {
+      const probe: Diagnostic[] = [];
+      const value = substitute(v, ['params', k], params, g.src, probe, site);
+      const unsetOnly = probe.length > 0 && probe.every((d) => d.message.includes('has no value: give it with --set'));
+      if (unsetOnly && opts.allowUnsetParams) continue;
+      g.out.push(...probe);
+      if (probe.length === 0) given[k] = value;
+    }
+  }
+  const fromSet = new Set<string>();
+  for (const [k, v] of overrides ?? []) {
+    given[k] = v;
+    fromSet.add(k);
+  }
+  const known = Object.keys(stage.params.shape);
+  const clean: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(given)) {
+    if (known.includes(k)) clean[k] = v;
+    else if (fromSet.has(k)) g.out.push({ file: '--set', line: 0, col: 0, path: `${id}.${k}`, message: `stage ${stageKey(stage)} has no param '${k}'${didYouMean(k, known)}` });
+    else diag([k], `unknown param '${k}' for stage ${stageKey(stage)}${didYouMean(k, known)}; its params are ${listOf(known)}`, true);
+  }
+  const parsed = stage.params.safeParse(clean);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const p = issue.path.map((x: PropertyKey) => (typeof x === 'symbol' ? String(x) : x));
+      const top = String(issue.path[0] ?? '');
+      const origin = fromSet.has(top) ? ' (value from --set)' : refNote(n.params, top);
+      const exists = isPlainObject(n.params) && Object.hasOwn(n.params, top);
+      if (fromSet.has(top)) g.out.push({ file: '--set', line: 0, col: 0, path: `${id}.${pathString(issue.path as (string | number)[])}`, message: issue.message });
+      else diag(exists ? p : [], `${issue.message}${origin}`);
+    }
+    return undefined;
+  }
+  return { id, stage, description: typeof n.description === 'string' ? n.description : undefined, params: parsed.data };
 }
 
 /** --set problems first, then file order. */
@@ -358,68 +304,57 @@ function refNote(rawParams: unknown, key: string): string {
   return m ? ` (value from graph param '${m[1]}')` : '';
 }
 
-function resolveStage(ref: unknown, at: (string | number)[], registry: Registry, src: GraphSource, out: Diagnostic[]): StageDescriptor<any> | undefined {
+function resolveStage(ref: unknown, site: NodeSite, registry: Registry, src: GraphSource, out: Diagnostic[]): StageDescriptor<any> | undefined {
+  const report = (message: string) => out.push(siteDiag(src, site, ['stage'], message));
   if (typeof ref !== 'string') {
-    out.push(src.diag(at.slice(0, -1), `every node needs 'stage: <id>@<version>' (e.g. spike-binning@1)`));
+    out.push(siteDiag(src, site, [], `every node needs 'stage: <id>@<version>' (e.g. spike-binning@1), or 'use: <block>'`));
     return undefined;
   }
   const m = /^([a-z][a-z0-9-]*)(?:@(\d+))?$/.exec(ref.trim());
   if (!m) {
-    out.push(src.diag(at, `'${ref}' is not a stage reference; write <id>@<version>, e.g. spike-binning@1`));
+    report(`'${ref}' is not a stage reference; write <id>@<version>, e.g. spike-binning@1`);
     return undefined;
   }
   const [, id, v] = m;
   const versions = registry.versions(id);
   if (!versions.length) {
-    out.push(src.diag(at, `unknown stage '${id}'${didYouMean(id, registry.stageIds())}; run 'mtm stages' to list them`));
+    report(`unknown stage '${id}'${didYouMean(id, registry.stageIds())}; run 'mtm stages' to list them`);
     return undefined;
   }
   if (v === undefined) {
-    out.push(src.diag(at, `stage versions must be pinned: write ${id}@${versions[versions.length - 1]}`));
+    report(`stage versions must be pinned: write ${id}@${versions[versions.length - 1]}`);
     return undefined;
   }
   const stage = registry.stage(id, Number(v));
-  if (!stage) out.push(src.diag(at, `stage '${id}' has no version ${v}; available: ${versions.map((x) => `${id}@${x}`).join(', ')}`));
+  if (!stage) report(`stage '${id}' has no version ${v}; available: ${versions.map((x) => `${id}@${x}`).join(', ')}`);
   return stage;
 }
 
-function resolveRef(
-  ref: unknown,
-  at: (string | number)[],
-  rawNodes: Record<string, unknown>,
-  stages: Map<string, StageDescriptor<any>>,
-  src: GraphSource,
-  out: Diagnostic[],
-): EdgeRef | undefined {
-  if (typeof ref !== 'string' || !/^[^.\s]+\.[^.\s]+$/.test(ref)) {
-    out.push(src.diag(at, `expected "<node>.<port>", got ${JSON.stringify(ref)}`));
-    return undefined;
-  }
+function resolveRef(ref: unknown, at: Path, site: NodeSite, g: Loading): EdgeRef | undefined {
+  const report = (message: string) => (g.out.push(siteDiag(g.src, site, at, message)), undefined);
+  if (typeof ref !== 'string' || !/^[^.\s]+\.[^.\s]+$/.test(ref)) return report(`expected "<node>.<port>", got ${JSON.stringify(ref)}`);
   const [node, port] = ref.split('.');
-  if (!Object.hasOwn(rawNodes, node)) {
-    out.push(src.diag(at, `unknown node '${node}'${didYouMean(node, Object.keys(rawNodes))}`));
-    return undefined;
-  }
-  const stage = stages.get(node);
+  if (!g.sites.has(node)) return report(`unknown node '${node}'${didYouMean(node, g.sites.keys())}`);
+  const stage = g.stages.get(node);
   if (stage && !Object.hasOwn(stage.outputs, port)) {
-    out.push(src.diag(at, `node '${node}' (${stageKey(stage)}) has no output port '${port}'${didYouMean(port, Object.keys(stage.outputs))}; its outputs are ${listOf(Object.keys(stage.outputs))}`));
-    return undefined;
+    return report(`node '${node}' (${stageKey(stage)}) has no output port '${port}'${didYouMean(port, Object.keys(stage.outputs))}; its outputs are ${listOf(Object.keys(stage.outputs))}`);
   }
   return { node, port };
 }
 
 /** Replaces ${name} references to graph params; a whole-value reference keeps the param's type. */
-function substitute(value: unknown, at: (string | number)[], params: Record<string, unknown>, src: GraphSource, out: Diagnostic[]): unknown {
+function substitute(value: unknown, at: Path, params: Record<string, unknown>, src: GraphSource, out: Diagnostic[], site?: NodeSite): unknown {
+  const diag = (message: string) => (site ? siteDiag(src, site, at, message) : src.diag(at, message));
   if (typeof value === 'string') {
     const whole = REF_RE.exec(value);
     const lookup = (name: string): unknown => {
       if (Object.hasOwn(params, name) && params[name] === null) {
         // A graph param left as ~ (null) is one the user must give.
-        out.push(src.diag(at, `graph param '${name}' has no value: give it with --set ${name}=<value>`));
+        out.push(diag(`graph param '${name}' has no value: give it with --set ${name}=<value>`));
         return undefined;
       }
       if (Object.hasOwn(params, name)) return params[name];
-      out.push(src.diag(at, `unknown graph param '\${${name}}'${didYouMean(name, Object.keys(params))}; declare it under params:`));
+      out.push(diag(`unknown graph param '\${${name}}'${didYouMean(name, Object.keys(params))}; declare it under params:`));
       return undefined;
     };
     if (whole) return lookup(whole[1].trim());
@@ -428,17 +363,17 @@ function substitute(value: unknown, at: (string | number)[], params: Record<stri
       return v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => substitute(v, [...at, i], params, src, out));
+  if (Array.isArray(value)) return value.map((v, i) => substitute(v, [...at, i], params, src, out, site));
   if (isPlainObject(value)) {
     const o: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) o[k] = substitute(v, [...at, k], params, src, out);
+    for (const [k, v] of Object.entries(value)) o[k] = substitute(v, [...at, k], params, src, out, site);
     return o;
   }
   return value;
 }
 
 /** Kahn's algorithm in file order; on a cycle, reports each cycle's members and returns undefined. */
-function topologicalOrder(ids: string[], inputs: Map<string, Record<string, EdgeRef[]>>, src: GraphSource, out: Diagnostic[]): string[] | undefined {
+function topologicalOrder(ids: string[], inputs: Map<string, Record<string, EdgeRef[]>>, at: (id: string, message: string) => Diagnostic, out: Diagnostic[]): string[] | undefined {
   const upstream = new Map<string, Set<string>>();
   for (const id of ids) {
     const s = new Set<string>();
@@ -476,7 +411,7 @@ function topologicalOrder(ids: string[], inputs: Map<string, Record<string, Edge
     const cycle = [...flow.slice(flow.indexOf(first)), ...flow.slice(0, flow.indexOf(first))];
     if (cycle.some((c) => reported.has(c))) continue;
     cycle.forEach((c) => reported.add(c));
-    out.push(src.diag(['nodes', cycle[0]], `cycle: ${[...cycle, cycle[0]].join(' -> ')}`, true));
+    out.push(at(cycle[0], `cycle: ${[...cycle, cycle[0]].join(' -> ')}`));
   }
   return undefined;
 }
