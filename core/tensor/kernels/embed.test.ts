@@ -74,7 +74,7 @@ test('leave-one-out forward keeps the plain embedding and agrees with forward on
   const base = Float32Array.from({ length: T * N }, (_, i) => (i * 3) % 4);
   const input = tf.tensor3d(base, [1, T, N]);
   const zeroed = Float32Array.from(base, (v, i) => (i % N === 2 ? 0 : v));
-  const y1 = model.forwardLeaveOneOut({ sessionId: 's', input, mode: 'neuron', causal: false, baseRow: Int32Array.of(0), leftOut: Int32Array.of(2) }, { training: false });
+  const y1 = model.forwardLeaveOneOut!({ sessionId: 's', input, mode: 'neuron', causal: false, baseRow: Int32Array.of(0), leftOut: Int32Array.of(2) }, { training: false });
   const zin = tf.tensor3d(zeroed, [1, T, N]);
   const y2 = model.forward({ sessionId: 's', input: zin, mode: 'neuron', causal: false }, { training: false });
   close(y1.dataSync(), y2.dataSync(), 1e-5, 1e-6, 'leave-one-out vs forward');
