@@ -14,7 +14,8 @@
 // latencies are upper bounds.
 // Usage: node --import tsx bench/streaming.ts [--minutes 60] [--only perBin|windowed]
 //   [--per-bin-neurons 1000,5000] [--neurons 300,1000] [--stride 10] [--calibrate] [--no-write]
-// --only keeps the other part from the existing bench/results/streaming.json (with its own date).
+// --only keeps the other part from the existing bench/results/streaming.json (with its own date);
+// per-bin rows of neuron counts not rerun are kept too.
 // Writes bench/results/streaming.json.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -53,6 +54,7 @@ async function child(path: Path, nNeurons: number): Promise<void> {
   // its fit does not change what a bin costs, and at 5,000 neurons it is minutes of its own.
   const calibration: CalibrationSettings = path === 'windowed' || flag('calibrate') ? masked : { kind: 'none' };
   const calBins = calibration.kind === 'masked' ? calibration.seconds * (1000 / binSizeMs) : 0;
+  const lastBin = Math.floor((minutes * 60 * 1000) / binSizeMs) - 1;
   const samples: { streamMin: number; rssMb: number; heapMb: number; externalMb: number }[] = [];
   const every = Math.max(1, Math.round(((minutes >= 30 ? 5 : minutes >= 5 ? 1 : 0.25) * 60 * 1000) / binSizeMs));
   const sample = (bin: number) => {
@@ -66,10 +68,11 @@ async function child(path: Path, nNeurons: number): Promise<void> {
     const s = await runStream({
       model, source, out, windowBins, strideBins: path === 'perBin' ? 1 : windowedStride, cache: 'auto', caches, calibration, sessionId: 'stream:bench', seed: 1,
       onBin: (b) => {
-        if (b.binIndex % every === 0 || b.binIndex === calBins) sample(b.binIndex);
+        // The last sample is the stream's last bin, taken while the predictor still holds its
+        // weights and caches (after runStream they are released, which is not flat memory either).
+        if (b.binIndex % every === 0 || b.binIndex === calBins || b.binIndex === lastBin) sample(b.binIndex + 1);
       },
     });
-    sample(s.bins);
     const wall = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     // Least-squares slope against stream time after the first sixth of the stream (10 min of an
@@ -111,6 +114,7 @@ async function child(path: Path, nNeurons: number): Promise<void> {
       heapRangeAfterWarmupMb: range('heapMb'),
       modelParams: model.paramCount(),
       loadAverage: [round(loadStart, 2), round(loadavg()[0], 2)],
+      date: new Date().toISOString(),
     };
     process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
   } finally {
@@ -166,7 +170,8 @@ async function main(): Promise<void> {
   let perBin: unknown = previous('perBin');
   let windowed: unknown = previous('windowed');
   if (only !== 'windowed') {
-    const byNeurons: Record<string, unknown> = {};
+    // Rows not rerun (a --per-bin-neurons subset) stay from the previous results, each with its own date.
+    const byNeurons: Record<string, unknown> = { ...((perBin as { byNeurons?: Record<string, unknown> } | null)?.byNeurons ?? {}) };
     for (const n of arg('per-bin-neurons', '1000,5000').split(',').map(Number)) byNeurons[String(n)] = runChild('perBin', n);
     perBin = {
       what: 'a prediction every bin (stride 1) from 2 staggered key/value caches of a 100-bin window, NDT1 default config',
