@@ -8,6 +8,9 @@ import demo from './fixtures/demo-plugin/plugin.ts';
 import { Registry } from '../core/registry.ts';
 import { loadGraphText, resolvedGraphObject } from '../core/graph/load.ts';
 import { formatDiagnostic } from '../core/graph/diagnostics.ts';
+import { graphJsonSchema } from '../core/graph/schema.ts';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parse } from 'yaml';
 
 const registry = new Registry(demo.stages, []);
 const file = join(import.meta.dirname, 'fixtures', 'graphs', 'blocks.yaml');
@@ -105,6 +108,12 @@ test('instance mistakes: unknown block, unknown or missing params, stage beside 
   assert.match(out, /nodes\.u4\.foreach\.n  foreach\.n must be a non-empty list of values, got a number/);
   assert.match(out, /m\.yaml:6:7  blocks\.b\.nodes\.\$\{nme\}X  node id '\$\{nme\}X' names '\$\{nme\}', which is not a param of block 'b'/);
   assert.match(out, /blocks\.b\.nodes\.\$\{name\}  node id 'u5' is made twice: also at m\.yaml:5:7 blocks\.b\.nodes\.\$\{name\}  \(node 'u5' from block 'b' used at m\.yaml:12:3 nodes\.u5\)/);
+});
+
+test('the JSON Schema of graph files accepts blocks and instances', () => {
+  const validate = new Ajv2020({ strict: false }).compile(graphJsonSchema(registry));
+  assert.ok(validate(parse(text)), JSON.stringify(validate.errors));
+  assert.not.ok(validate(parse(text.replace('use: counted', 'uses: counted'))));
 });
 
 test.run();

@@ -17,11 +17,15 @@ import { createRegistry } from '../core/di/bootstrap.ts';
 import { formatDiagnostic } from '../core/graph/diagnostics.ts';
 import { GraphSource, loadGraphSource, resolvedGraphObject, type ResolvedGraph } from '../core/graph/load.ts';
 import { RunDirectory } from '../core/run/run-directory.ts';
+import { graphJsonSchema } from '../core/graph/schema.ts';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { tempDir } from '../core/testing.ts';
 
 const root = join(import.meta.dirname, '..');
 const fixtures = join(root, 'test', 'fixtures', 'graphs');
 const registry = await createRegistry();
+
+const validateSchema = new Ajv2020({ strict: false }).compile(graphJsonSchema(registry));
 
 const CASES = [
   { graph: 'ablation', lines: 138, variants: { 'ablation.resolved.yaml': [], 'ablation.set.resolved.yaml': ['epochs=100', 'trials=[500, 500]'] } },
@@ -57,6 +61,7 @@ for (const c of CASES) {
     const n = readFileSync(file, 'utf8').trimEnd().split('\n').length;
     if (c.lines) assert.ok(n <= c.lines / 2, `${n} lines, was ${c.lines}`);
     assert.equal(Object.keys(defaults), Object.keys(parse(readFileSync(flat, 'utf8')).params));
+    assert.ok(validateSchema(parse(readFileSync(file, 'utf8'))), `the JSON Schema: ${JSON.stringify(validateSchema.errors)}`);
   });
 
   for (const [variant, sets] of Object.entries(c.variants)) {

@@ -36,6 +36,32 @@ export function graphJsonSchema(registry: Registry): Record<string, unknown> {
       additionalProperties: false,
     };
   });
+  // Block instances and block bodies (core/graph/blocks.ts): templates, so checked loosely here;
+  // the loader checks the expansion against the stages.
+  const foreach = { anyOf: [{ type: 'object', additionalProperties: { type: 'array', minItems: 1 } }, { type: 'array', items: { type: 'object' }, minItems: 1 }] };
+  const instance = {
+    title: 'use: <block>',
+    description: 'an instance of a block: its nodes, with these block params',
+    type: 'object',
+    properties: { use: { type: 'string' }, description: { type: 'string' }, params: { type: 'object' }, foreach },
+    required: ['use'],
+    additionalProperties: false,
+  };
+  const templateNode = {
+    type: 'object',
+    properties: { stage: { type: 'string' }, use: { type: 'string' }, description: { type: 'string' }, in: { type: 'object' }, params: { type: 'object' }, foreach },
+    additionalProperties: false,
+  };
+  const block = {
+    type: 'object',
+    properties: {
+      description: { type: 'string' },
+      params: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, description: 'block params and their defaults (~: the instance gives it); use as ${name}' },
+      nodes: { type: 'object', additionalProperties: templateNode, minProperties: 1, description: 'node id templates (${name}: the instance key) to nodes' },
+    },
+    required: ['nodes'],
+    additionalProperties: false,
+  };
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'https://mtm-flow.dev/schema/graph.json',
@@ -47,10 +73,11 @@ export function graphJsonSchema(registry: Registry): Record<string, unknown> {
       seed: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: REF_PATTERN }] },
       plugins: { type: 'array', items: { type: 'string' }, description: 'extra plugin folders, relative to this file' },
       params: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, description: 'graph params and their defaults; use as ${name}' },
+      blocks: { type: 'object', propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_-]*$' }, additionalProperties: block, description: 'reusable node groups, instantiated with use: <block>' },
       nodes: {
         type: 'object',
         propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_-]*$' },
-        additionalProperties: { oneOf: nodeVariants },
+        additionalProperties: { oneOf: [...nodeVariants, instance] },
       },
     },
     required: ['nodes'],
