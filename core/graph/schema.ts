@@ -36,8 +36,33 @@ export function graphJsonSchema(registry: Registry): Record<string, unknown> {
       additionalProperties: false,
     };
   });
-  // Block instances and block bodies (core/graph/blocks.ts): templates, so checked loosely here;
-  // the loader checks the expansion against the stages.
+  const { instance, block } = blockSchemas();
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://mtm-flow.dev/schema/graph.json',
+    title: 'mtm-flow graph file',
+    type: 'object',
+    properties: {
+      name: { type: 'string', pattern: '^[\\w.-]+$' },
+      description: { type: 'string' },
+      seed: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: REF_PATTERN }] },
+      plugins: { type: 'array', items: { type: 'string' }, description: 'extra plugin folders, relative to this file' },
+      params: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, description: 'graph params and their defaults; use as ${name}' },
+      blocks: { type: 'object', propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_-]*$' }, additionalProperties: block, description: 'reusable node groups, instantiated with use: <block>' },
+      nodes: {
+        type: 'object',
+        propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_-]*$' },
+        additionalProperties: { oneOf: [...nodeVariants, instance] },
+      },
+    },
+    required: ['nodes'],
+    additionalProperties: false,
+  };
+}
+
+/** Block instances and block bodies (core/graph/blocks.ts): templates, so checked loosely here;
+ * the loader checks the expansion against the stages. */
+function blockSchemas(): { instance: Record<string, unknown>; block: Record<string, unknown> } {
   const foreach = { anyOf: [{ type: 'object', additionalProperties: { type: 'array', minItems: 1 } }, { type: 'array', items: { type: 'object' }, minItems: 1 }] };
   const instance = {
     title: 'use: <block>',
@@ -62,25 +87,5 @@ export function graphJsonSchema(registry: Registry): Record<string, unknown> {
     required: ['nodes'],
     additionalProperties: false,
   };
-  return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    $id: 'https://mtm-flow.dev/schema/graph.json',
-    title: 'mtm-flow graph file',
-    type: 'object',
-    properties: {
-      name: { type: 'string', pattern: '^[\\w.-]+$' },
-      description: { type: 'string' },
-      seed: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: REF_PATTERN }] },
-      plugins: { type: 'array', items: { type: 'string' }, description: 'extra plugin folders, relative to this file' },
-      params: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, description: 'graph params and their defaults; use as ${name}' },
-      blocks: { type: 'object', propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_-]*$' }, additionalProperties: block, description: 'reusable node groups, instantiated with use: <block>' },
-      nodes: {
-        type: 'object',
-        propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_-]*$' },
-        additionalProperties: { oneOf: [...nodeVariants, instance] },
-      },
-    },
-    required: ['nodes'],
-    additionalProperties: false,
-  };
+  return { instance, block };
 }
