@@ -31,3 +31,8 @@ export function oneCycleLr(step: number, o: OneCycleOptions): number {
   const progress = (s - warm) / Math.max(1, last - warm);
   return end + ((o.peak - end) * (1 + Math.cos(Math.PI * progress))) / 2;
 }
+
+/** The learning rate as a function of the 0-based step, for one run's options. */
+export function oneCycleSchedule(o: OneCycleOptions): (step: number) => number {
+  return (step) => oneCycleLr(step, o);
+}
