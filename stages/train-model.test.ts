@@ -203,6 +203,22 @@ test('a NaN loss stops training with node, epoch, step and session named; the la
   assert.equal([state.epoch, state.step], [1, perEpoch]);
 });
 
+test('nanPolicy skip: the bad batch is left out and training goes on; a run stopped by a NaN resumes under skip', async () => {
+  const perEpoch = trainBatches.filter((b) => b.epoch === 0).length;
+  const poisoned = trainBatches.map((b) => (b.epoch === 1 && b.batchIndex === 1 ? { ...b, input: b.input.map((x, i) => (i === 0 ? NaN : x)) } : b));
+  const skipped = await train({ nanPolicy: 'skip' }, { train: poisoned, val: valBatches });
+  assert.equal(skipped.metrics.map((m) => m.values.step), [1, 2, 3].map((e) => e * perEpoch), 'the skipped step still counts');
+  assert.ok(skipped.metrics.every((m) => Number.isFinite(m.values.trainLoss) && Number.isFinite(m.values.valLoss)));
+  const state = JSON.parse(readFileSync(artifact(skipped, 'last', 'training.json'), 'utf8')).state;
+  assert.equal([state.skippedSteps, state.stopReason], [1, 'completed']);
+
+  const root = tempDir();
+  await train({}, { train: poisoned, val: valBatches }, { root }).then(() => assert.unreachable(), (e) => assert.match((e as Error).message, /loss is NaN/));
+  const resumed = await train({ nanPolicy: 'skip' }, { train: poisoned, val: valBatches }, { root });
+  assert.is(resumed.lines.length, 3, 'not refused: epoch 1 from the checkpoint, then 2 and 3');
+  assert.ok(bytes(resumed, 'last', 'weights.bin').equals(bytes(skipped, 'last', 'weights.bin')), 'the same weights as skipping from the start');
+});
+
 test('an empty train stream is an error, not a silent empty model', async () => {
   try {
     await train({}, { train: [] });

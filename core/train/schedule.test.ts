@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { oneCycleLr } from './schedule.ts';
+import { oneCycleLr, oneCycleSchedule } from './schedule.ts';
 
 test('linear warm-up over 15% of the steps to the peak, then cosine down to ~0', () => {
   const o = { peak: 1e-3, totalSteps: 201, warmupFraction: 0.15 };
@@ -21,6 +21,12 @@ test('tiny runs still warm up and anneal; no warm-up when the fraction is 0', ()
   assert.is(three[1], 1);
   assert.ok(three[0] < 1 && three[2] < 1e-4);
   assert.is(oneCycleLr(0, { peak: 2, totalSteps: 10, warmupFraction: 0 }), 2);
+});
+
+test('oneCycleSchedule is oneCycleLr bound to one run', () => {
+  const o = { peak: 3e-3, totalSteps: 18, warmupFraction: 0.15 };
+  const lrAt = oneCycleSchedule(o);
+  for (let s = 0; s < 20; s++) assert.is(lrAt(s), oneCycleLr(s, o));
 });
 
 test.run();
