@@ -1,4 +1,4 @@
-// Best epoch and early stopping (docs/method.md §4.6). Pure: the caller keeps the state (it is
+// Best epoch and early stopping (docs/method.md §4.5). Pure: the caller keeps the state (it is
 // part of the checkpointed loop state, so a resumed run counts its bad epochs on).
 //
 // Decisions:
