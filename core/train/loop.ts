@@ -53,7 +53,6 @@ export interface TrainLoopParts {
 /** Trains until the batches end, the last epoch ends, early stopping or an interruption; the best model, or undefined when interrupted. */
 export async function trainLoop(o: TrainLoopOptions, parts: TrainLoopParts): Promise<ModelRef | undefined> {
   const run = new LoopRun(o, parts);
-  let interrupted = false;
   try {
     for (;;) {
       const r = await o.batches.next();
@@ -73,12 +72,9 @@ export async function trainLoop(o: TrainLoopOptions, parts: TrainLoopParts): Pro
         await run.endEpoch();
         if (s.finished) break;
       }
-      if (o.signal.aborted) {
-        interrupted = true;
-        break;
-      }
+      if (o.signal.aborted) break;
     }
-    return await run.finish(interrupted || o.signal.aborted);
+    return await run.finish(o.signal.aborted);
   } finally {
     parts.reporter.stop();
     parts.setup.dispose();
