@@ -136,9 +136,8 @@ function machine() {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  // Sampled around each run: the runs are synchronous, so a timer would never fire.
   const loads: number[][] = [loadavg()];
-  const sampler = setInterval(() => loads.push(loadavg()), 30_000);
-  sampler.unref();
   const work = o.work || mkdtempSync(join(tmpdir(), 'mtm-pretraining-'));
   mkdirSync(work, { recursive: true });
   let src = root;
@@ -161,6 +160,7 @@ async function main(): Promise<void> {
     for (const seed of o.seeds) {
       const dir = join(work, `${graph}-seed-${seed}`);
       const r = runGraph(src, graph, dir, seed, o);
+      loads.push(loadavg());
       wall[`seed${seed}`] = r.reused ? null : round(r.wallS, 1);
       runs.push(readPoints(dir));
       log(`${graph} seed ${seed}${r.reused ? ' (read from an earlier run)' : `: ${round(r.wallS, 1)} s`}: ${runs.at(-1)!.map((p) => `${p.label} ${round(p.values.co_smoothing_bps?.mean ?? NaN, 3)}`).join(', ')}`);
