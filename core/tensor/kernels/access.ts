@@ -29,7 +29,18 @@ export interface BackendAccess {
   refCount(x: TensorInfo): number;
 }
 
-const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+/** Elements in a shape. */
+export const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+
+/** How a kernel reaches its backend's memory (ACCESS has one per backend). */
+export type Access = (backend: unknown) => BackendAccess;
+
+/** What tfjs passes a kernel function; `A` types its attrs. */
+export interface KernelArgs<A = Record<string, unknown>> {
+  inputs: Record<string, TensorInfo>;
+  backend: unknown;
+  attrs: A;
+}
 
 /** The slice of tfjs-backend-wasm's BackendWasm used here. */
 interface WasmBackendLike {

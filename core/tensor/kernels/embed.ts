@@ -4,7 +4,7 @@
 // plain path (plugins/ndt1/model.ts) runs ~12 tfjs kernels forward and ~20 backward for it, and
 // computes a gradient for the counts that nothing uses.
 import * as tf from '../tf.ts';
-import type { BackendAccess, Mem, TensorInfo } from './access.ts';
+import type { Mem, Access, KernelArgs } from './access.ts';
 import { aleaState, fusedPathOn } from './layer.ts';
 import type { NativeKernels } from './native.ts';
 
@@ -71,12 +71,7 @@ export function fusedEmbed(x: tf.Tensor3D, w: EmbedWeights, prefix: tf.Tensor | 
 
 // ---- the kernels (registered by index.ts) ----
 
-type Access = (backend: unknown) => BackendAccess;
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs: Record<string, unknown>;
-}
+type Args = KernelArgs;
 
 function call(native: NativeKernels, mode: 0 | 1, mems: Mem[], dims: number[]): void {
   native.embed(mode, mems.map((m) => m.buf), Float64Array.from(mems, (m) => m.off), Float64Array.from(dims));

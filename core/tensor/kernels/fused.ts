@@ -4,7 +4,7 @@
 // plain tf ops when the native kernels are not registered for the running backend, so callers
 // need no branch of their own.
 import * as tf from '../tf.ts';
-import type { BackendAccess, TensorInfo } from './access.ts';
+import { type Access, type KernelArgs, size } from './access.ts';
 import { BINARY_OPS, UNARY_OPS, type NativeKernels } from './native.ts';
 
 export const GELU_KERNEL = 'MtmGelu';
@@ -106,13 +106,7 @@ export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tens
 
 // ---- the kernels behind them (registered by index.ts on backends with native access) ----
 
-type Access = (backend: unknown) => BackendAccess;
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs: Record<string, number>;
-}
-const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+type Args = KernelArgs<Record<string, number>>;
 
 export function geluKernel(native: NativeKernels, access: Access): tf.KernelFunc {
   const op = UNARY_OPS.indexOf('Gelu');

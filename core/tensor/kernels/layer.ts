@@ -10,7 +10,7 @@
 // (core/tensor/kernels/index.ts); callers (core/tensor/layers.ts, linear.ts) keep the plain tf-op
 // path otherwise, and tests compare the two.
 import * as tf from '../tf.ts';
-import type { BackendAccess, Mem, TensorInfo } from './access.ts';
+import { type Mem, type Access, type KernelArgs, size } from './access.ts';
 import type { NativeKernels } from './native.ts';
 
 export const ENCODER_LAYER_KERNEL = 'MtmEncoderLayer';
@@ -243,13 +243,7 @@ function keptNames(dropout: boolean): string[] {
 
 // ---- the kernels (registered by index.ts on backends with native access) ----
 
-type Access = (backend: unknown) => BackendAccess;
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs: Record<string, unknown>;
-}
-const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+type Args = KernelArgs;
 
 function toArgs(mems: Mem[]): { bufs: Array<Mem['buf']>; offs: Float64Array } {
   return { bufs: mems.map((m) => m.buf), offs: Float64Array.from(mems.map((m) => m.off)) };

@@ -5,7 +5,7 @@
 // native kernels are not running; callers (core/train/step.ts, adamw.ts, core/tensor/loss.ts)
 // then take their tf-op path, and tests compare the two.
 import * as tf from '../tf.ts';
-import { ACCESS, type BackendAccess, type Mem, type TensorInfo } from './access.ts';
+import { ACCESS, type BackendAccess, type Mem, type TensorInfo, type Access, type KernelArgs, size } from './access.ts';
 import { fusedPathOn } from './layer.ts';
 import { loadNative, type NativeBuffer, type NativeKernels } from './native.ts';
 
@@ -130,13 +130,7 @@ export function fusedPoissonNll(logRates: tf.Tensor, target: tf.Tensor, mask: tf
   return f(logRates) as tf.Scalar;
 }
 
-type Access = (backend: unknown) => BackendAccess;
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs: Record<string, number>;
-}
-const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+type Args = KernelArgs<Record<string, number>>;
 
 export function poissonNllKernel(native: NativeKernels, access: Access): tf.KernelFunc {
   return ((args: Args) => {
