@@ -10,18 +10,11 @@ import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
 import { fusedEmbedAvailable } from './embed.ts';
 import { restoreFusedKernels, setFusedKernels } from './layer.ts';
 import { loadNative } from './native.ts';
+import { assertClose } from './assert-close.ts';
 
 const off = !loadNative().native;
 
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string) {
-  assert.is(actual.length, expected.length, `${what}: length`);
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]);
-    if (!(err <= atol + rtol * maxRef)) assert.unreachable(`${what}[${i}]: fused ${actual[i]} vs plain ${expected[i]} (|diff| ${err}, max ${maxRef})`);
-  }
-}
+const close = assertClose;
 
 test('setup', async () => {
   await initBackend({ force: 'wasm' });

@@ -17,21 +17,13 @@ import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
 import { registerFastKernels, unregisterFastKernels } from './index.ts';
 import { aleaState, aleaUniforms, fusedLayerKernelsActive, restoreFusedKernels, seededDropout, setFusedKernels } from './layer.ts';
 import { loadNative } from './native.ts';
+import { assertClose } from './assert-close.ts';
 
 const { native } = loadNative();
 /** MTM_NATIVE_KERNELS=off (or no compiler at install): only the plain path exists; the fused tests check that it runs. */
 const off = !native;
 
-/** Max |a - e| <= atol + rtol * max|e|. */
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string) {
-  assert.is(actual.length, expected.length, `${what}: length`);
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]);
-    if (!(err <= atol + rtol * maxRef)) assert.unreachable(`${what}[${i}]: fused ${actual[i]} vs plain ${expected[i]} (|diff| ${err}, max ${maxRef})`);
-  }
-}
+const close = assertClose;
 
 function withFused<T>(on: boolean, f: () => T): T {
   const prev = setFusedKernels(on);

@@ -10,18 +10,11 @@ import { AdamW } from '../../train/adamw.ts';
 import { restoreFusedKernels, setFusedKernels } from './layer.ts';
 import { loadNative } from './native.ts';
 import { adamwInPlace, fusedLossAvailable, fusedOptimizerAvailable, sumOfSquares } from './train.ts';
+import { assertClose } from './assert-close.ts';
 
 const off = !loadNative().native;
 
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string) {
-  assert.is(actual.length, expected.length, `${what}: length`);
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) maxRef = Math.max(maxRef, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]);
-    if (!(err <= atol + rtol * maxRef)) assert.unreachable(`${what}[${i}]: fused ${actual[i]} vs plain ${expected[i]} (|diff| ${err})`);
-  }
-}
+const close = assertClose;
 
 const values = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.71 + k) * (1 + (i % 7)));
 
