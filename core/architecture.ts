@@ -41,6 +41,16 @@ export function trainingMeanCounts(counts: ArrayLike<number>, nBins: number, nNe
   return Array.from(sums, (x) => Math.max(x, 0.5) / bins);
 }
 
+/** log of each neuron's mean training count, checked: one positive finite value per neuron. */
+export function logMeanCounts(spec: SessionSpec): Float32Array {
+  const m = spec.meanCounts!;
+  if (m.length !== spec.nNeurons) throw new Error(`session ${spec.sessionId}: meanCounts has ${m.length} values for ${spec.nNeurons} neurons`);
+  return Float32Array.from(m, (x, n) => {
+    if (!(Number.isFinite(x) && x > 0)) throw new Error(`session ${spec.sessionId}: meanCounts[${n}] is ${x}; every mean count must be positive and finite (trainingMeanCounts floors silent neurons)`);
+    return Math.log(x);
+  });
+}
+
 /** One batch, as tensors, from one session (batches never mix sessions). */
 export interface ModelInput {
   sessionId: string;

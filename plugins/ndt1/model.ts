@@ -11,7 +11,7 @@
 // The same holds for a session added to a pretrained model for fine-tuning. The weights keep
 // their default init; without meanCounts the bias does too.
 import { z } from 'zod';
-import type { ArchitectureModel, BuildOptions, CausalStream, CausalStreamOptions, ForwardOptions, LeaveOneOutInput, ModelInput, SessionSpec } from '../../core/architecture.ts';
+import { logMeanCounts, type ArchitectureModel, type BuildOptions, type CausalStream, type CausalStreamOptions, type ForwardOptions, type LeaveOneOutInput, type ModelInput, type SessionSpec } from '../../core/architecture.ts';
 import { tokenMath } from '../../core/stream/token-math.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
@@ -273,16 +273,6 @@ export class Ndt1Model implements ArchitectureModel {
     this.store.dispose();
     this.stitchers.clear();
   }
-}
-
-/** log of each neuron's mean training count, checked: one positive finite value per neuron. */
-export function logMeanCounts(spec: SessionSpec): Float32Array {
-  const m = spec.meanCounts!;
-  if (m.length !== spec.nNeurons) throw new Error(`session ${spec.sessionId}: meanCounts has ${m.length} values for ${spec.nNeurons} neurons`);
-  return Float32Array.from(m, (x, n) => {
-    if (!(Number.isFinite(x) && x > 0)) throw new Error(`session ${spec.sessionId}: meanCounts[${n}] is ${x}; every mean count must be positive and finite (trainingMeanCounts floors silent neurons)`);
-    return Math.log(x);
-  });
 }
 
 /** Runs of adjacent copies of one base: copies start..start+count-1 all copy `base`. */

@@ -117,8 +117,9 @@ test('padding: padded slots act exactly as absent neurons, and the output is cro
   // Same weights (all shared but the [1, D] session token, loaded by name), one session of 9
   // neurons and one of 12 whose last 3 neurons are silent: the 9-neuron session's padded slots
   // must give exactly the 12-neuron session's outputs for the 9 real neurons.
-  const small = build({ sessionTokens: true }, [{ sessionId: 's1', nNeurons: N, nBins: T }], 3);
-  const full = build({ sessionTokens: true }, [{ sessionId: 's1', nNeurons: 12, nBins: T }], 4);
+  // neuronBias off: its per-neuron weights have the session's own neuron count.
+  const small = build({ sessionTokens: true, neuronBias: false }, [{ sessionId: 's1', nNeurons: N, nBins: T }], 3);
+  const full = build({ sessionTokens: true, neuronBias: false }, [{ sessionId: 's1', nNeurons: 12, nBins: T }], 4);
   full.loadWeights(small.weights());
   const base = simulated(5);
   const padded = new Float32Array(B * T * 12);
@@ -330,18 +331,18 @@ test('per-session weights by session id: same neuron count, own tokens and input
   const opt = tf.train.adam(1e-2);
   step(model, opt, maskedBatch('neuron', 4, 'left'));
   assert.equal([Array.from(model.weights()['sessions.right.input.weight'].dataSync()), Array.from(model.weights()['sessions.right.token'].dataSync())], rightBefore);
-  assert.is(model.trainableVariables({ sessionId: 'left' }).length, 3, 'input weight, input bias, token');
-  assert.is(model.trainableVariables('sessions').length, 6);
-  assert.ok(model.trainableVariables('all').length > 6);
+  assert.is(model.trainableVariables({ sessionId: 'left' }).length, 4, 'input weight, input bias, token, neuron bias');
+  assert.is(model.trainableVariables('sessions').length, 8);
+  assert.ok(model.trainableVariables('all').length > 8);
   // Ids with dots or slashes cannot collide with each other's weight names.
   model.addSession({ sessionId: 'a.b/c', nNeurons: 3, nBins: T });
   model.addSession({ sessionId: 'a', nNeurons: 3, nBins: T });
-  assert.is(model.trainableVariables({ sessionId: 'a' }).length, 3);
+  assert.is(model.trainableVariables({ sessionId: 'a' }).length, 4);
   assert.throws(() => model.addSession({ sessionId: 'a', nNeurons: 3, nBins: T }), /session a already has weights/);
   assert.throws(() => model.addSession({ sessionId: 'long', nNeurons: 3, nBins: T + 1 }), /9 bins, more than the time embedding's maxBins 8/);
   assert.equal(model.sessions().map((s) => s.sessionId), ['left', 'right', 'a.b/c', 'a']);
   // Without session weights a session still exists (shared weights only) and has nothing of its own.
-  const plain = build();
+  const plain = build({ neuronBias: false });
   assert.is(plain.trainableVariables({ sessionId: 's1' }).length, 0);
   assert.ok(plain.hasSession('s1'));
   opt.dispose();
@@ -394,11 +395,11 @@ test('a batch whose attention cannot fit the wasm heap is refused with the way o
   ok.dispose();
 });
 
-test('readout init: the shared bias starts at the log of the pooled mean training count; later sessions leave it alone', () => {
+test('readout init without neuronBias: the shared bias starts at the log of the pooled mean training count; later sessions leave it alone', () => {
   const a = Array.from({ length: N }, (_, n) => 0.01 * (n + 1)); // mean 0.05
   const b = [0.2, 0.3, 0.1, 0.2]; // with a: 13 neurons, sum 0.45 + 0.8 = 1.25
-  const seeded = build({}, [{ sessionId: 's1', nNeurons: N, nBins: T, meanCounts: a }, { sessionId: 's2', nNeurons: 4, nBins: T, meanCounts: b }]);
-  const plain = build({}, [{ sessionId: 's1', nNeurons: N, nBins: T }, { sessionId: 's2', nNeurons: 4, nBins: T }]);
+  const seeded = build({ neuronBias: false }, [{ sessionId: 's1', nNeurons: N, nBins: T, meanCounts: a }, { sessionId: 's2', nNeurons: 4, nBins: T, meanCounts: b }]);
+  const plain = build({ neuronBias: false }, [{ sessionId: 's1', nNeurons: N, nBins: T }, { sessionId: 's2', nNeurons: 4, nBins: T }]);
   const bias = Array.from(seeded.weights()['readout.bias'].dataSync());
   assert.is(bias.length, P);
   for (const v of bias) assert.ok(Math.abs(v - Math.log(1.25 / 13)) < 1e-6, `bias ${v}`);
@@ -413,7 +414,41 @@ test('readout init: the shared bias starts at the log of the pooled mean trainin
   assert.equal(seeded.sessions().map((s) => Object.keys(s).sort()), [['nBins', 'nNeurons', 'sessionId'], ['nBins', 'nNeurons', 'sessionId']]);
   seeded.addSession({ sessionId: 'later', nNeurons: 3, nBins: T, meanCounts: [5, 5, 5] });
   assert.equal(Array.from(seeded.weights()['readout.bias'].dataSync()), bias, 'a session added later meets a readout that is already trained');
-  assert.throws(() => build({}, [{ sessionId: 's1', nNeurons: N, nBins: T, meanCounts: a.map(() => Number.NaN) }]), /meanCounts\[0\] is NaN/);
+  assert.throws(() => build({ neuronBias: false }, [{ sessionId: 's1', nNeurons: N, nBins: T, meanCounts: a.map(() => Number.NaN) }]), /meanCounts\[0\] is NaN/);
+  x.dispose();
+  seeded.dispose();
+  plain.dispose();
+});
+
+test('neuronBias (default): each neuron starts at its own mean rate, at build and when a session is added; the shared bias stays put', () => {
+  // Neuron 0 is a 0.25 Hz unit at 20 ms bins (0.005 counts/bin) sharing a patch with 1-3 counts/bin units.
+  const means = Array.from({ length: N }, (_, n) => (n === 0 ? 0.005 : 0.1 * 2 ** (n % 5)));
+  const seeded = build({}, [{ sessionId: 's1', nNeurons: N, nBins: T, meanCounts: means }]);
+  const plain = build({}, [{ sessionId: 's1', nNeurons: N, nBins: T }]);
+  const w = seeded.weights();
+  Array.from(w['sessions.s1.neuronBias'].dataSync()).forEach((v, n) => assert.ok(Math.abs(v - Math.log(means[n])) < 1e-6, `neuron ${n}: ${v}`));
+  assert.equal(Array.from(w['readout.bias'].dataSync()), Array.from(plain.weights()['readout.bias'].dataSync()), 'the shared bias keeps its default init');
+  assert.equal(Array.from(plain.weights()['sessions.s1.neuronBias'].dataSync()), new Array(N).fill(0), 'no means: zeros');
+  const x = counts3d(simulated(2));
+  const meanRates = (m: Ndt2Model, sessionId: string) => {
+    const y = predict(m, { sessionId, input: x, mode: 'neuron', causal: false });
+    return Array.from({ length: N }, (_, n) => {
+      let s = 0;
+      for (let i = n; i < y.length; i += N) s += Math.exp(y[i]);
+      return s / (y.length / N);
+    });
+  };
+  const rates = meanRates(seeded, 's1');
+  for (let n = 0; n < N; n++) assert.ok(rates[n] / means[n] > 1 / 3 && rates[n] / means[n] < 3, `neuron ${n}: ${rates[n]} vs ${means[n]}`);
+  // A session added for fine-tuning gets biases from its own means, in its own (trainable) weights.
+  const n0 = tf.memory().numTensors;
+  plain.addSession({ sessionId: 'new', nNeurons: N, nBins: T, meanCounts: means });
+  assert.is(tf.memory().numTensors, n0 + 1, 'one new variable, no leaked init tensor');
+  assert.is(plain.trainableVariables({ sessionId: 'new' }).length, 1, 'the neuron bias trains with the session');
+  const added = meanRates(plain, 'new');
+  for (let n = 0; n < N; n++) assert.ok(added[n] / means[n] > 1 / 3 && added[n] / means[n] < 3, `added session, neuron ${n}: ${added[n]} vs ${means[n]}`);
+  assert.throws(() => plain.addSession({ sessionId: 'bad', nNeurons: N, nBins: T, meanCounts: means.slice(1) }), /meanCounts has 8 values for 9 neurons/);
+  assert.not.ok(plain.hasSession('bad'));
   x.dispose();
   seeded.dispose();
   plain.dispose();

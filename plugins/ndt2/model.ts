@@ -13,13 +13,16 @@
 // - Per-session weights, keyed by session id: the session token, and optionally a per-session
 //   input projection Linear(N_s -> nP * P) in front of the patching (`sessionInput`). The patch
 //   MLP, embeddings, encoder and readout are shared by all sessions.
-// - Readout init: the readout is shared by every session and every slot of a patch, so it cannot
-//   hold each neuron's own rate. When the sessions the model is built for carry their neurons'
-//   mean training counts (SessionSpec.meanCounts), its bias starts at the log of their mean over
-//   all those neurons (the best single Poisson rate for all of them) instead of near one count
-//   per bin. Sessions added later (fine-tuning) meet an already trained readout: it is left as is.
+// - Readout: the readout Linear(D -> P) is shared by every session and every slot of a patch, so
+//   it cannot hold each neuron's own rate. With `neuronBias` (the default) each session also
+//   has one log-rate bias per neuron, added after the readout and started at the log of the
+//   neuron's mean training count (SessionSpec.meanCounts), as NDT1's per-session readout bias
+//   is: the shared weights then only learn the modulation around every neuron's own mean, and a
+//   0.1 Hz unit is not predicted at its patch's pooled rate. A session added for fine-tuning
+//   gets its own biases from its own means. Without `neuronBias`, the shared readout's bias
+//   starts at the log of the pooled mean count over all neurons (the best single rate for all).
 import { z } from 'zod';
-import type { ArchitectureModel, BuildOptions, ForwardOptions, ModelInput, SessionSpec } from '../../core/architecture.ts';
+import { logMeanCounts, type ArchitectureModel, type BuildOptions, type ForwardOptions, type ModelInput, type SessionSpec } from '../../core/architecture.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
 import { dropout, Encoder, LayerNorm, softsign, type ForwardContext } from '../../core/tensor/layers.ts';
@@ -41,6 +44,7 @@ export const ndt2ConfigSchema = z.object({
   maxNeurons: z.number().int().min(1).default(1024).describe('the learned space-patch embeddings cover ceil(maxNeurons / patchSize) patches; raised to the largest session\'s neuron count'),
   promptTokens: z.boolean().default(true).describe('prepend a learned prompt token for the batch\'s MtM mode (neuron, causal, inter-region, intra-region; none for temporal); turn off for a temporal-only baseline'),
   sessionTokens: z.boolean().default(false).describe('prepend a learned token per session (multi-session models)'),
+  neuronBias: z.boolean().default(true).describe("a per-session log-rate bias for each neuron, added after the shared readout and started at the log of the neuron's mean training count; off: only the shared readout's bias, started at the pooled mean"),
   sessionInput: z.boolean().default(false).describe('per-session Linear(N_s -> patches x P) applied to the counts before patching, so patches mix a session\'s neurons; off: patches are the neurons in order, zero-padded'),
 });
 
@@ -132,6 +136,7 @@ interface SessionWeights {
   patches: number;
   input?: Linear;
   token?: tf.Variable;
+  neuronBias?: tf.Variable;
 }
 
 export class Ndt2Model implements ArchitectureModel {
@@ -158,7 +163,7 @@ export class Ndt2Model implements ArchitectureModel {
     const c = this.config;
     if (c.dModel % c.heads !== 0) throw new Error(`ndt2 config: dModel ${c.dModel} is not divisible by heads ${c.heads}`);
     this.spacePatches = patchCount(maxNeurons, c.patchSize);
-    const pooled = pooledMeanCount(opts.sessions); // checked before any weight exists
+    const pooled = config.neuronBias ? undefined : pooledMeanCount(opts.sessions); // checked before any weight exists
     const rng = createRng(opts.seed);
     this.store = new ParamStore(rng.fork('weights'));
     this.dropoutRng = rng.fork('dropout');
@@ -205,15 +210,22 @@ export class Ndt2Model implements ArchitectureModel {
     if (patches > this.spacePatches) {
       throw new Error(`ndt2: session ${spec.sessionId} has ${spec.nNeurons} neurons (${patches} patches of ${c.patchSize}), more than the space embedding's ${this.spacePatches} patches (maxNeurons ${c.maxNeurons})`);
     }
+    const logMeans = c.neuronBias && spec.meanCounts ? logMeanCounts(spec) : undefined; // checked before any weight exists
     const key = sessionKey(spec.sessionId);
     const kept: SessionSpec = { ...spec };
-    delete kept.meanCounts; // used once, to seed the readout bias at build time
+    delete kept.meanCounts; // the means only seed a bias; the model keeps the layout
     this.perSession.set(spec.sessionId, {
       spec: kept,
       patches,
       input: c.sessionInput ? new Linear(this.store, `${key}.input`, spec.nNeurons, patches * c.patchSize) : undefined,
       token: c.sessionTokens ? this.store.add(`${key}.token`, [1, c.dModel], { kind: 'normal', std: 0.02 }) : undefined,
+      neuronBias: c.neuronBias ? this.store.add(`${key}.neuronBias`, [spec.nNeurons], { kind: 'zeros' }) : undefined,
     });
+    if (logMeans) {
+      const init = tf.tensor1d(logMeans);
+      this.perSession.get(spec.sessionId)!.neuronBias!.assign(init);
+      init.dispose();
+    }
   }
 
   private session(sessionId: string): SessionWeights {
@@ -259,7 +271,8 @@ export class Ndt2Model implements ArchitectureModel {
       let h = this.finalNorm.apply(this.encoder.apply(tokens, bias, ctx)) as tf.Tensor3D;
       if (k > 0) h = tf.slice(h, [0, k, 0], [b, t * np, d]);
       const rates = tf.reshape(this.readout.apply(h), [b, t, width]);
-      return (width > n ? tf.slice(rates, [0, 0, 0], [b, t, n]) : rates) as tf.Tensor3D;
+      const cropped = width > n ? tf.slice(rates, [0, 0, 0], [b, t, n]) : rates;
+      return (st.neuronBias ? tf.add(cropped, st.neuronBias) : cropped) as tf.Tensor3D;
     });
   }
 
