@@ -1,5 +1,6 @@
 // ALF paths in a ONE cache: <lab>/Subjects/<subject>/<date>/<number>/<collection>/#<revision>#/<file> (docs/method.md §2.1).
-import { join, sep } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
+import { OneError } from './errors.ts';
 
 export interface SessionParts {
   /** Empty when the path has no `<lab>/Subjects/` prefix (allowed by ALF). */
@@ -19,6 +20,52 @@ export interface SessionPathMatch extends SessionParts {
 
 // Subject names may contain anything but a slash; dates and 1-3 digit numbers pin the session.
 const SESSION_RE = /(^|\/)(?:([^/]+)\/Subjects\/)?([^/]+)\/(\d{4}-\d{2}-\d{2})\/(\d{1,3})(?=\/|$)/;
+
+// Path parts come from the server (or a cache table someone else wrote) and become folders and
+// files under the cache: each must be one plain name, never '.', '..', a separator, or a control
+// character, so that no record can place a file outside the cache (docs/method.md §2.1).
+// eslint-disable-next-line no-control-regex
+const UNSAFE_PART = /[/\\\u0000-\u001f\u007f]/;
+
+/** Throws OneError('unsafe-path') unless `value` is one safe folder or file name. */
+export function checkPathPart(field: string, value: unknown, where: string): string {
+  const ok = typeof value === 'string' && value !== '' && value !== '.' && value !== '..' && value.length <= 255 && !UNSAFE_PART.test(value) && value.trim() === value;
+  if (!ok) throw new OneError('unsafe-path', `${where}: ${field} ${JSON.stringify(typeof value === 'string' ? value : String(value))} is not a safe folder or file name (one path part: no '/', '\\', '.', '..', control characters or surrounding spaces)`);
+  return value as string;
+}
+
+/** Checks a '/'-separated path made of safe parts ('' allowed when `allowEmpty`). */
+export function checkRelPath(field: string, value: unknown, where: string, allowEmpty = false): string {
+  if (allowEmpty && value === '') return '';
+  const bad = () => new OneError('unsafe-path', `${where}: ${field} ${JSON.stringify(String(value))} is not a safe relative path (parts separated by '/', none of them '', '.', '..' or holding '\\' or control characters)`);
+  if (typeof value !== 'string' || value === '') throw bad();
+  for (const part of value.split('/')) {
+    try {
+      checkPathPart(field, part, where);
+    } catch {
+      throw bad();
+    }
+  }
+  return value;
+}
+
+/** Session path parts as ALF allows them: safe names, a YYYY-MM-DD date and a 0-999 number. */
+export function checkSessionParts(p: { lab: unknown; subject: unknown; date: unknown; number: unknown }, where: string, fields = { lab: 'lab', subject: 'subject', date: 'date', number: 'number' }): void {
+  if (p.lab !== '') checkPathPart(fields.lab, p.lab, where);
+  checkPathPart(fields.subject, p.subject, where);
+  if (typeof p.date !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(p.date)) {
+    throw new OneError('unsafe-path', `${where}: ${fields.date} ${JSON.stringify(String(p.date))} is not a date (YYYY-MM-DD)`);
+  }
+  if (typeof p.number !== 'number' || !Number.isInteger(p.number) || p.number < 0 || p.number > 999) {
+    throw new OneError('unsafe-path', `${where}: ${fields.number} ${JSON.stringify(String(p.number))} is not a session number (an integer 0-999)`);
+  }
+}
+
+/** True when `path` lies strictly inside `dir`. */
+export function isInside(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
 
 export function padNumber(n: number): string {
   return String(n).padStart(3, '0');

@@ -2,7 +2,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readParquet, writeParquet, type ParquetTable } from '../io/parquet.ts';
-import { parseSessionPath, sessionRelPath } from './alf-path.ts';
+import { checkSessionParts, parseSessionPath, sessionRelPath } from './alf-path.ts';
 import { OneError } from './errors.ts';
 import type { SessionRecord } from './records.ts';
 import { isUuid, uuidFromInt64Pair } from './uuid.ts';
@@ -79,6 +79,8 @@ export async function readSessionsTable(file: string): Promise<{ layout: CacheLa
     if (!subject || !/^\d{4}-\d{2}-\d{2}$/.test(date)) {
       throw new OneError('cache-table', `${file}: row ${i} has no usable subject/date (subject ${JSON.stringify(subject)}, date ${JSON.stringify(date)})`);
     }
+    // The parts become folders of the cache: a table written elsewhere must not lead outside it.
+    checkSessionParts({ lab, subject, date, number }, `${file}: row ${i}`);
     // pandas writes a missing project as the string 'None'.
     const projectsRaw = str(projectsCol?.[i]);
     const projects = projectsRaw && projectsRaw !== 'None' ? projectsRaw.split(',').map((p) => p.trim()).filter(Boolean) : [];

@@ -11,7 +11,9 @@ export type OneErrorCode =
   | 'size'
   | 'offline'
   | 'download'
-  | 'cache-table';
+  | 'cache-table'
+  /** A path part from the server or a cache table that would leave the cache folder. */
+  | 'unsafe-path';
 
 export class OneError extends Error {
   readonly code: OneErrorCode;

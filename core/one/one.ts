@@ -7,7 +7,7 @@ import { silentLogger } from '../log.ts';
 import type { SessionRef } from '../payloads.ts';
 import { listProbes } from '../alf/session.ts';
 import { AlyxClient } from './alyx.ts';
-import { parseSessionPath, sessionRelPath, splitDatasetPath } from './alf-path.ts';
+import { isInside, parseSessionPath, sessionRelPath, splitDatasetPath } from './alf-path.ts';
 import { loadCacheTables, mergeIntoCacheTables, scanSessionFolders, type CacheDataset, type CacheTables } from './cache-tables.ts';
 import { isResolvedConfig, resolveOneConfig, type OneConfig, type OneOptions } from './config.ts';
 import { downloadAll, type DownloadResult } from './download.ts';
@@ -346,6 +346,11 @@ export class OneClient {
         else r.reason = `${r.relativePath}: not in the cache ${this.config.cacheDir} (local mode does not download)`;
       }
     } else {
+      // The last guard against a record that climbs out of the cache: nothing is fetched then.
+      const outside = rows.filter((r) => !isInside(this.config.cacheDir, r.path));
+      if (outside.length) {
+        throw new OneError('unsafe-path', `refusing to download outside the cache ${this.config.cacheDir}: ${outside.map((r) => `${r.relativePath} -> ${r.path}`).join(', ')}`);
+      }
       const fetchable = rows.filter((r) => r.url);
       for (const r of rows) if (!r.url) r.reason = `${r.relativePath}: no file record with a URL on ${this.config.baseUrl}`;
       const results = await downloadAll(

@@ -1,6 +1,7 @@
 // What the ONE client returns: sessions, probe insertions and datasets, from Alyx REST answers (docs/method.md §2.1).
 import { join } from 'node:path';
-import { datasetPathFromUrl, joinDatasetPath, removeUuidFromName, sessionRelPath, splitDatasetPath } from './alf-path.ts';
+import { checkPathPart, checkRelPath, checkSessionParts, datasetPathFromUrl, isInside, joinDatasetPath, removeUuidFromName, sessionRelPath, splitDatasetPath } from './alf-path.ts';
+import { OneError } from './errors.ts';
 import { uuidFromUrl } from './uuid.ts';
 
 export interface SessionRecord {
@@ -61,9 +62,21 @@ export interface RestSession {
   task_protocol?: string | null;
 }
 
+/**
+ * Converts one REST session. Its lab, subject, date and number become folders of the cache, so
+ * each is checked (OneError 'unsafe-path' naming the field and value): a record must not be able
+ * to place files outside the cache.
+ */
 export function sessionFromRest(s: RestSession): SessionRecord {
-  const date = (s.start_time ?? '').slice(0, 10);
+  const where = `session ${typeof s.id === 'string' ? s.id : JSON.stringify(s.id)} from the server`;
+  if (typeof s.id !== 'string') throw new OneError('unsafe-path', `${where}: id is not a string`);
+  const startTime = s.start_time ?? '';
+  if (typeof startTime !== 'string' || !/^\d{4}-\d{2}-\d{2}/.test(startTime)) {
+    throw new OneError('unsafe-path', `${where}: start_time ${JSON.stringify(String(startTime))} does not start with a date (YYYY-MM-DD)`);
+  }
+  const date = startTime.slice(0, 10);
   const number = s.number ?? 1;
+  checkSessionParts({ lab: s.lab, subject: s.subject, date, number }, where, { lab: 'lab', subject: 'subject', date: 'start_time', number: 'number' });
   const projects = Array.isArray(s.projects) ? s.projects : typeof s.projects === 'string' && s.projects ? s.projects.split(',') : [];
   return {
     eid: s.id.toLowerCase(),
@@ -128,12 +141,19 @@ export function datasetFromRest(d: RestDataset, sessionDir: string, eid: string 
   let url: string | null = null;
   if (d.file_records) url = d.file_records.find((fr) => fr.data_url && fr.exists)?.data_url ?? null;
   else if (d.data_url) url = d.data_url;
+  const where = `dataset ${JSON.stringify(d.id ?? d.url ?? d.name)} of ${sessionDir}`;
   let relativePath: string | undefined;
   if (url) relativePath = datasetPathFromUrl(url)?.relativePath;
-  if (!relativePath) {
-    relativePath = joinDatasetPath({ collection: d.collection ?? '', revision: d.revision ?? '', name: removeUuidFromName(d.name) });
+  if (relativePath) checkRelPath('file URL', relativePath, where);
+  else {
+    // Each part of the path comes from the server; a record must not climb out of the session folder.
+    checkRelPath('collection', d.collection ?? '', where, true);
+    if (d.revision) checkPathPart('revision', d.revision, where);
+    relativePath = joinDatasetPath({ collection: d.collection ?? '', revision: d.revision ?? '', name: checkPathPart('name', removeUuidFromName(d.name), where) });
   }
   const parts = splitDatasetPath(relativePath);
+  const path = join(sessionDir, ...relativePath.split('/'));
+  if (!isInside(sessionDir, path)) throw new OneError('unsafe-path', `${where}: ${path} is not inside the session folder`);
   return {
     id: uuidFromUrl(d.id ?? d.url ?? null),
     eid: eid ?? uuidFromUrl(d.session ?? null),
@@ -146,6 +166,6 @@ export function datasetFromRest(d: RestDataset, sessionDir: string, eid: string 
     url,
     exists: false,
     defaultRevision: d.default_dataset ?? d.default_revision ?? true,
-    path: join(sessionDir, ...relativePath.split('/')),
+    path,
   };
 }
