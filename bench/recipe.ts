@@ -50,6 +50,8 @@ export const POINTS: Record<string, Recipe> = {
   epochs250forecast: { ...base, epochs: 250, sets: ['causalForecast=0.5'] },
   epochs250lr1e2: { ...base, epochs: 250, learningRate: 1e-2 },
   epochs500: { ...base, epochs: 500 },
+  epochs750: { ...base, epochs: 750 },
+  epochs1000: { ...base, epochs: 1000 },
   d128epochs250: { ...base, epochs: 250, model: { ...base.model, dModel: 128 } },
   layers4epochs250: { ...base, epochs: 250, model: { ...base.model, layers: 4 } },
   d128: withModel({ dModel: 128 }),

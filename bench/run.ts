@@ -8,7 +8,7 @@ import { join } from 'node:path';
 const here = import.meta.dirname;
 const only = process.argv.slice(2);
 // The benchmarks, each writing bench/results/<name>.json; other files here are their helpers.
-const ALL = ['binning', 'training', 'streaming', 'realism', 'science', 'recipe', 'pretraining'];
+const ALL = ['binning', 'training', 'streaming', 'realism', 'science', 'recipe', 'quickstart', 'pretraining'];
 const benches = ALL.filter((name) => existsSync(join(here, `${name}.ts`))).filter((name) => !only.length || only.includes(name));
 
 if (!benches.length) {
