@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import { createRng, hashString, type Rng } from '../rng.ts';
 import type { SessionRef } from '../payloads.ts';
 import { loadAllenRegions } from '../atlas/regions.ts';
+import { loadCacheTables, writeCacheTables, type CacheTables } from '../one/cache-tables.ts';
 import { DEFAULT_SIZES, simulateSession, TRIAL_ATTRIBUTES, type SimSession, type SimSizes, type SimWorld } from './model.ts';
 
 export interface SimulateCacheOptions extends Partial<SimSizes> {
@@ -138,8 +139,57 @@ function resolvedSizes(o: SimulateCacheOptions): SimSizes {
 }
 
 /**
+ * The rows of the cache index at `out` that an earlier simulation did not write (sessions and
+ * their datasets), or undefined when there are none: then the simulator owns the whole index and
+ * writes it as always (same seed, same bytes). An index that cannot be read is refused rather
+ * than replaced, since it may hold someone's real sessions.
+ */
+async function foreignIndex(out: string, manifestPath: string): Promise<CacheTables | undefined> {
+  if (!existsSync(join(out, 'sessions.pqt'))) return undefined;
+  let tables: CacheTables | undefined;
+  try {
+    tables = await loadCacheTables(out);
+  } catch (e) {
+    throw new Error(`simulator: ${join(out, 'sessions.pqt')} cannot be read (${(e as Error).message}); refusing to replace a cache index the simulator did not write (simulate into another folder)`);
+  }
+  if (!tables) return undefined;
+  const ours = new Set<string>();
+  try {
+    const prev = JSON.parse(await readFile(manifestPath, 'utf8'));
+    for (const i of prev.sessions ?? []) if (typeof i?.eid === 'string') ours.add(i.eid);
+  } catch {
+    // No manifest: every session in the index is someone else's.
+  }
+  const sessions = tables.sessions.filter((s) => !s.eid || !ours.has(s.eid));
+  if (!sessions.length) return undefined;
+  const keep = new Set(sessions.map((s) => s.eid));
+  return { ...tables, sessions, datasets: tables.datasets.filter((d) => keep.has(d.eid)) };
+}
+
+async function mergeForeign(
+  out: string,
+  foreign: CacheTables,
+  sessionRows: Record<string, (string | number)[]>,
+  datasetRows: Record<string, (string | number | boolean)[]>,
+): Promise<void> {
+  const simEids = new Set(sessionRows.id as string[]);
+  const sessions = foreign.sessions.filter((s) => !s.eid || !simEids.has(s.eid));
+  sessionRows.id.forEach((id, i) => {
+    const [lab, subject, date, number] = [sessionRows.lab[i], sessionRows.subject[i], sessionRows.date[i], sessionRows.number[i]] as [string, string, string, number];
+    sessions.push({ eid: id as string, lab, subject, date, number, projects: [String(sessionRows.projects[i])], taskProtocol: String(sessionRows.task_protocol[i]), relativePath: `${lab}/Subjects/${subject}/${date}/${String(number).padStart(3, '0')}` });
+  });
+  const datasets = foreign.datasets.filter((d) => !simEids.has(d.eid));
+  datasetRows.eid.forEach((eid, i) => {
+    datasets.push({ eid: eid as string, id: datasetRows.id[i] as string, relativePath: datasetRows.rel_path[i] as string, size: datasetRows.file_size[i] as number, hash: datasetRows.hash[i] as string, exists: true, defaultRevision: true, qc: 'NOT_SET' });
+  });
+  await writeCacheTables(out, sessions, datasets, 'mtm-flow simulator');
+}
+
+/**
  * Simulates `sessions` sessions into a ONE cache at `out`. The same options and seed always give
- * the same bytes. With `reuse`, a cache already written with identical options is kept.
+ * the same bytes. With `reuse`, a cache already written with identical options is kept. Sessions
+ * in the index that the simulator did not write (real ones) keep their rows: the simulated ones
+ * are merged in, and a session folder the simulator did not write is never overwritten.
  */
 export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: SimulatedSessionInfo) => void): Promise<SimulatedSessionInfo[]> {
   const sizes = resolvedSizes(o);
@@ -164,6 +214,7 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
       // An unreadable manifest just means simulating again.
     }
   }
+  const foreign = await foreignIndex(o.out, manifestPath);
   const regions = await loadAllenRegions();
   const atlasIdOf = (acronym: string) => {
     const id = regions.idOf(acronym);
@@ -182,6 +233,9 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
     const number = 1;
     const sessionPath = `${lab}/Subjects/${subject}/${date}/${String(number).padStart(3, '0')}`;
     const dir = join(o.out, sessionPath);
+    if (existsSync(dir) && !existsSync(join(dir, 'alf', '_mtm_sim.meta.json'))) {
+      throw new Error(`simulator: ${dir} exists and was not written by the simulator (no alf/_mtm_sim.meta.json); refusing to overwrite session ${sessionPath} in ${o.out} (simulate into another folder)`);
+    }
     const sessionSeed = hashString(`session ${s}`, o.seed >>> 0);
     const sim = simulateSession(sessionSeed, sizes, atlasIdOf, world);
     const files = await writeSimSession(sim, dir, { seed: o.seed, sessionIndex: s, sessionSeed, eid, sizes, ...worldInfo });
@@ -220,7 +274,10 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
     infos.push(info);
     onSession?.(info);
   }
-  await writeParquet(join(o.out, 'sessions.pqt'), {
+  if (foreign) {
+    // Sessions someone else put in this cache (real ones, downloaded through ONE) keep their rows.
+    await mergeForeign(o.out, foreign, sessionRows, datasetRows);
+  } else await writeParquet(join(o.out, 'sessions.pqt'), {
     id: { type: 'STRING', data: sessionRows.id },
     lab: { type: 'STRING', data: sessionRows.lab },
     subject: { type: 'STRING', data: sessionRows.subject },
@@ -229,7 +286,7 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
     task_protocol: { type: 'STRING', data: sessionRows.task_protocol },
     projects: { type: 'STRING', data: sessionRows.projects },
   });
-  await writeParquet(join(o.out, 'datasets.pqt'), {
+  if (!foreign) await writeParquet(join(o.out, 'datasets.pqt'), {
     eid: { type: 'STRING', data: datasetRows.eid },
     id: { type: 'STRING', data: datasetRows.id },
     rel_path: { type: 'STRING', data: datasetRows.rel_path },
