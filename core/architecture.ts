@@ -5,22 +5,11 @@
 import type { z } from 'zod';
 import type * as tf from './tensor/tf.ts';
 import type { MaskingMode } from './masking/types.ts';
+import type { SessionSpec } from './payloads.ts';
 
-/** A session a model reads and predicts. Per-session weights (stitchers, tokens) are keyed by sessionId. */
-export interface SessionSpec {
-  sessionId: string;
-  nNeurons: number;
-  nBins: number;
-  /** Region label per neuron, for architectures that use regions. */
-  regions?: string[];
-  /**
-   * Mean spike count per bin of each neuron over the session's training trials (see
-   * trainingMeanCounts). Architectures initialise their per-neuron readout from it: NDT1 sets
-   * each neuron's readout bias to its log, so training starts from every neuron's own mean rate.
-   * Optional: without it the readout keeps its default init.
-   */
-  meanCounts?: number[];
-}
+// SessionSpec is a data type (payloads.ts, where a ModelRef lists them); re-exported here because
+// every architecture builds from it.
+export type { SessionSpec };
 
 /**
  * Each neuron's mean count per bin over the given trials (rows of row-major [trial][bin][neuron]

@@ -1,6 +1,5 @@
 // The closed set of payload types that travel on graph edges (docs/architecture.md §4.2).
 // Every port names one of these; the loader refuses an edge whose two ends disagree.
-import type { SessionSpec } from './architecture.ts';
 
 export const PAYLOAD_TYPES = {
   'session-ref': 'a recording session to process: its id and folder in a ONE-layout cache',
@@ -112,6 +111,22 @@ export interface BinnedSession {
 }
 
 export type { MaskedBatch } from './masking/types.ts';
+
+/** A session a model reads and predicts. Per-session weights (stitchers, tokens) are keyed by sessionId. */
+export interface SessionSpec {
+  sessionId: string;
+  nNeurons: number;
+  nBins: number;
+  /** Region label per neuron, for architectures that use regions. */
+  regions?: string[];
+  /**
+   * Mean spike count per bin of each neuron over the session's training trials (see
+   * trainingMeanCounts in architecture.ts). Architectures initialise their per-neuron readout from it: NDT1 sets
+   * each neuron's readout bias to its log, so training starts from every neuron's own mean rate.
+   * Optional: without it the readout keeps its default init.
+   */
+  meanCounts?: number[];
+}
 
 /** A trained model on disk (tfjs layout: model.json + weights.bin) and what it was trained on. */
 export interface ModelRef {
