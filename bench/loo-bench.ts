@@ -1,19 +1,19 @@
 // Times leave-one-out evaluation (co-smoothing, intra-region) through NDT1's exact rank-1 fast
 // path against the plain path, and optionally a whole evaluateSession. Not a test: run by hand,
-//   node --import tsx core/eval/loo-bench.ts --neurons 300 --testTrials 44 [--fastBatches 16,32] [--full]
+//   node --import tsx bench/loo-bench.ts --neurons 300 --testTrials 44 [--fastBatches 16,32] [--full]
 // Plain and fast paths alternate (--rounds) on the first --compareTrials test trials, every
 // neuron left out, compared value by value; times per copy extrapolate to every test trial
 // (every trial costs the same). --fastBatches times the fast path on every test trial per batch
 // size; --full (or --fullOnly) times a whole evaluateSession with the stage defaults, --fullPlain
 // a second one without the fast path.
 import { parseArgs } from 'node:util';
-import type { BinnedSession, Split } from '../payloads.ts';
-import { createRng } from '../rng.ts';
-import { initBackend, type BackendChoice } from '../tensor/backend.ts';
-import { testContext } from '../testing.ts';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
-import { evaluateParams, evaluateSession } from '../../stages/evaluate.ts';
-import { DEFAULT_TASK_PROMPTS, modelPredictor, regionLabels, runTask, testRows } from './tasks.ts';
+import type { BinnedSession, Split } from '../core/payloads.ts';
+import { createRng } from '../core/rng.ts';
+import { initBackend, type BackendChoice } from '../core/tensor/backend.ts';
+import { testContext } from '../core/testing.ts';
+import { ndt1Architecture } from '../plugins/ndt1/architecture.ts';
+import { evaluateParams, evaluateSession } from '../stages/evaluate.ts';
+import { DEFAULT_TASK_PROMPTS, modelPredictor, regionLabels, runTask, testRows } from '../core/eval/tasks.ts';
 
 const { values: a } = parseArgs({
   options: {
