@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_DEADLINE_MS } from './download.ts';
 import { OneError } from './errors.ts';
 
 export type OneMode = 'remote' | 'local';
@@ -35,6 +36,8 @@ export interface OneConfig {
   maxRetryAfterMs: number;
   /** Whole REST request, and the longest silence while a file streams. */
   timeoutMs: number;
+  /** Longest time one file download may take, retries included (a trickling server ends there). */
+  downloadDeadlineMs: number;
   /** Where the Alyx token is kept (mode 0600). */
   tokenFile: string;
   /** The config file that was read, if any. */
@@ -53,6 +56,7 @@ export interface OneOptions {
   retryMaxMs?: number;
   maxRetryAfterMs?: number;
   timeoutMs?: number;
+  downloadDeadlineMs?: number;
   tokenFile?: string;
   /** A JSON config file; default `~/.mtm/one.json` when it exists. */
   configFile?: string;
@@ -71,6 +75,7 @@ const FileSchema = z
     parallelDownloads: z.number().int().min(1).max(64),
     retries: z.number().int().min(0).max(20),
     timeoutMs: z.number().int().positive(),
+    downloadDeadlineMs: z.number().int().positive(),
   })
   .partial()
   .strict();
@@ -148,6 +153,7 @@ export function resolveOneConfig(opts: OneOptions = {}): OneConfig {
     retryMaxMs: opts.retryMaxMs ?? 30_000,
     maxRetryAfterMs: opts.maxRetryAfterMs ?? 120_000,
     timeoutMs: pick(60_000, file.timeoutMs, opts.timeoutMs) as number,
+    downloadDeadlineMs: pick(DEFAULT_DEADLINE_MS, file.downloadDeadlineMs, opts.downloadDeadlineMs) as number,
     tokenFile: opts.tokenFile ?? join(cacheDir, '.mtm-token.json'),
     configFile,
   } as OneConfig;

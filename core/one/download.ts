@@ -39,6 +39,11 @@ export interface DownloadResult {
 export interface DownloadOptions extends RetryPolicy {
   /** Longest silence while waiting for headers or the next chunk. */
   timeoutMs: number;
+  /**
+   * Longest time one file may take, all its attempts together (default DEFAULT_DEADLINE_MS): a
+   * server that trickles a byte at a time never goes silent, so the idle timeout alone never ends it.
+   */
+  deadlineMs?: number;
   parallel: number;
   signal?: AbortSignal;
   logger?: Logger;
@@ -49,6 +54,9 @@ export interface DownloadOptions extends RetryPolicy {
 }
 
 const MD5_RE = /^[0-9a-f]{32}$/i;
+
+/** One hour per file: a 1 GB spike-sorting file at 0.3 MB/s still fits. */
+export const DEFAULT_DEADLINE_MS = 3_600_000;
 
 async function fileSize(path: string): Promise<number | undefined> {
   try {
@@ -119,13 +127,19 @@ export async function downloadFile(item: DownloadItem, opts: DownloadOptions, on
   const wantHash = item.hash && MD5_RE.test(item.hash) ? item.hash.toLowerCase() : undefined;
   if (item.hash && !wantHash) log.debug({ file: label }, 'hash is not an md5; checking size only');
   let lastProblem = 'no attempt made';
+  const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  const deadline = Date.now() + deadlineMs;
   // Set by a server that says when to come back (Retry-After); otherwise exponential back-off.
   let askedWaitMs: number | undefined;
 
   for (let attempt = 0; attempt <= opts.retries; attempt++) {
     if (opts.signal?.aborted) throw opts.signal.reason;
-    if (attempt > 0) await sleep(askedWaitMs ?? backoffMs(attempt - 1, opts), opts.signal);
+    if (attempt > 0) await sleep(Math.min(askedWaitMs ?? backoffMs(attempt - 1, opts), Math.max(0, deadline - Date.now())), opts.signal);
     askedWaitMs = undefined;
+    if (Date.now() >= deadline) {
+      lastProblem = `the per-file deadline of ${deadlineMs} ms passed (${lastProblem})`;
+      break;
+    }
     let offset = (await fileSize(part)) ?? 0;
     if (item.size != null && offset > item.size) {
       await rm(part, { force: true });
@@ -139,7 +153,7 @@ export async function downloadFile(item: DownloadItem, opts: DownloadOptions, on
     if (!alreadyWhole) {
       result.attempts++;
       try {
-        const got = await fetchInto(item, part, offset, hash, opts, onBytes, log);
+        const got = await fetchInto(item, part, offset, hash, opts, onBytes, log, deadline, deadlineMs);
         result.bytesFetched += got.bytes;
         if (got.resumed && result.resumedFrom === undefined) result.resumedFrom = offset;
       } catch (e) {
@@ -163,6 +177,13 @@ export async function downloadFile(item: DownloadItem, opts: DownloadOptions, on
           askedWaitMs = asked;
           log.warn({ file: label, status: e.status, attempt: attempt + 1, waitMs: asked }, 'file server refused; retrying');
           continue;
+        }
+        if (e instanceof OneError && (e.code === 'size' || e.code === 'deadline')) {
+          // Neither is a passing fault: a server that sends more than it announced is not asked
+          // again, and a spent deadline is spent. What it sent is not kept.
+          lastProblem = e.message;
+          if (e.code === 'size') await rm(part, { force: true });
+          break;
         }
         if (isTransientError(e)) {
           lastProblem = `${describeTransportError(e)} while fetching ${shown}`;
@@ -214,10 +235,17 @@ async function fetchInto(
   opts: DownloadOptions,
   onBytes: (n: number) => void,
   log: Logger,
+  deadline = Date.now() + DEFAULT_DEADLINE_MS,
+  deadlineMs = DEFAULT_DEADLINE_MS,
 ): Promise<{ bytes: number; resumed: boolean }> {
   const idle = new AbortController();
   const timer = setTimeout(() => idle.abort(new OneError('timeout', `no data for ${opts.timeoutMs} ms from ${displayUrl(item.url)}`)), opts.timeoutMs);
+  const overall = setTimeout(
+    () => idle.abort(new OneError('deadline', `the per-file deadline of ${deadlineMs} ms passed while fetching ${displayUrl(item.url)}`)),
+    Math.max(0, Math.min(deadline - Date.now(), 2 ** 31 - 1)),
+  );
   const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
+  const tooMuch = () => new OneError('size', `the server sent more than the ${item.size} bytes the database announces for ${item.label ?? item.path}`);
   let bytes = 0;
   try {
     const headers: Record<string, string> = {};
@@ -248,6 +276,12 @@ async function fetchInto(
       log.info({ file: item.label ?? item.path, offset }, 'server ignored the Range request; restarting from byte 0');
       hash.md5 = createHash('md5');
     }
+    // Never more than the database announces: a longer Content-Length is refused before the body.
+    const length = Number(res.headers.get('content-length') ?? NaN);
+    if (item.size != null && Number.isFinite(length) && writeFrom + length > item.size) {
+      await res.body?.cancel().catch(() => {});
+      throw tooMuch();
+    }
     const fh = await open(part, writeFrom > 0 ? 'a' : 'w');
     try {
       if (!res.body) throw new OneError('network', `empty body from ${displayUrl(item.url)}`);
@@ -255,6 +289,11 @@ async function fetchInto(
       onBytes(done);
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         timer.refresh();
+        // ...and a body that runs past it is stopped at the chunk that would cross it.
+        if (item.size != null && done + chunk.byteLength > item.size) {
+          bytes += chunk.byteLength;
+          throw tooMuch();
+        }
         await fh.write(chunk);
         hash.md5.update(chunk);
         bytes += chunk.byteLength;
@@ -272,6 +311,7 @@ async function fetchInto(
     throw err;
   } finally {
     clearTimeout(timer);
+    clearTimeout(overall);
   }
 }
 

@@ -6,6 +6,8 @@ export type OneErrorCode =
   | 'http'
   | 'network'
   | 'timeout'
+  /** The per-file download deadline passed (not retried). */
+  | 'deadline'
   | 'not-found'
   | 'checksum'
   | 'size'

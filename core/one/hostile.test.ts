@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { tempDir } from '../testing.ts';
 import { OneError } from './errors.ts';
 import { OneClient } from './one.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { downloadFile, type DownloadItem, type DownloadOptions } from './download.ts';
 import { datasetFromRest, sessionFromRest, type RestDataset, type RestSession } from './records.ts';
 import { spikeSessionDatasets } from './spike-datasets.ts';
 import { tinySessionFiles } from './testing/alf-session.ts';
@@ -110,6 +113,69 @@ test('a dataset row pointing outside the cache is refused by download even when 
     assert.ok((e as Error).message.includes(join(root, 'elsewhere', 'x.npy')));
   }
   assert.equal(filesUnder(join(root, 'elsewhere')), []);
+});
+
+let seq = 0;
+function served(size: number): { item: DownloadItem; name: string; dir: string } {
+  const bytes = randomBytes(size);
+  const name = `lab/Subjects/H1/2024-05-06/001/alf/h${seq++}.bin`;
+  const url = server.addFile(name, bytes);
+  const dir = tempDir('mtm-hostile-');
+  return { item: { url, path: join(dir, 'cache', ...name.split('/')), size, hash: createHash('md5').update(bytes).digest('hex'), label: name }, name, dir };
+}
+const dlOpts = (over: Partial<DownloadOptions> = {}): DownloadOptions => ({ parallel: 1, retries: 5, retryBaseMs: 5, retryMaxMs: 20, maxRetryAfterMs: 1000, timeoutMs: 5000, ...over });
+const forFile = (name: string) => server.requests.filter((r) => r.url === `/files/${name}`);
+
+test('a server sending 100x the announced size: stopped at the announced size, not retried, nothing kept', async () => {
+  for (const announce of [false, true]) {
+    const { item, name, dir } = served(1000);
+    server.inject({ match: name, oversize: 100, announceOversize: announce, times: Infinity });
+    const r = await downloadFile(item, dlOpts());
+    assert.is(r.status, 'failed');
+    assert.match(r.reason!, /more than the 1000 bytes/);
+    assert.is(r.attempts, 1, 'not fetched again: the server does not send what it announced');
+    // Read up to the first chunk that crossed the announced size, not the 100 kB sent.
+    assert.ok(r.bytesFetched < 10_000, `read ${r.bytesFetched} bytes`);
+    assert.not.ok(existsSync(item.path));
+    assert.not.ok(existsSync(`${item.path}.part`), 'the oversized body is not kept');
+    assert.ok(filesUnder(dir).every((f) => statSync(f).size <= 1000));
+    assert.is(forFile(name).length, 1);
+  }
+});
+
+test('a server trickling a byte at a time: the per-file deadline ends it though the idle timeout never fires', async () => {
+  const { item, name } = served(5000);
+  server.inject({ match: name, trickleMs: 20, times: Infinity });
+  const r = await downloadFile(item, dlOpts({ timeoutMs: 5000, deadlineMs: 150 }));
+  assert.is(r.status, 'failed');
+  assert.match(r.reason!, /deadline of 150 ms/);
+  assert.is(r.attempts, 1, 'a spent deadline is not retried');
+  assert.not.ok(existsSync(item.path));
+});
+
+test('a silent server: the idle timeout ends the request, and the file then fails', async () => {
+  const { item, name } = served(100);
+  server.inject({ match: name, delayMs: 2000, times: Infinity });
+  const r = await downloadFile(item, dlOpts({ timeoutMs: 50, retries: 1 }));
+  assert.is(r.status, 'failed');
+  assert.match(r.reason!, /no data for 50 ms/);
+});
+
+test('the ONE client passes its download deadline on (config downloadDeadlineMs)', async () => {
+  const c = remote(tempDir('mtm-hostile-'), { downloadDeadlineMs: 1234 });
+  assert.is(c.config.downloadDeadlineMs, 1234);
+  assert.ok(remote().config.downloadDeadlineMs >= 60_000, 'a default that a large file fits in');
+});
+
+test('a redirect loop is not retried: one request chain, and the reason says so', async () => {
+  const { item, name } = served(100);
+  server.inject({ match: name, redirectLoop: true, times: Infinity });
+  const r = await downloadFile(item, dlOpts({ retries: 5 }));
+  assert.is(r.status, 'failed');
+  assert.is(r.attempts, 1);
+  assert.match(r.reason!, /redirect/);
+  // fetch follows 20 redirects: 21 requests for the one attempt, not 6 x 21.
+  assert.ok(forFile(name).length <= 21, `${forFile(name).length} requests`);
 });
 
 test.run();

@@ -362,6 +362,7 @@ export class OneClient {
           retryMaxMs: this.config.retryMaxMs,
           maxRetryAfterMs: this.config.maxRetryAfterMs,
           timeoutMs: this.config.timeoutMs,
+          deadlineMs: this.config.downloadDeadlineMs,
           signal: this.#signal,
           logger: this.#log,
           onProgress: opts.onProgress,

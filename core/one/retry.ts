@@ -61,6 +61,8 @@ export function networkCode(e: unknown): string | undefined {
 export function isTransientError(e: unknown): boolean {
   if (e instanceof OneError) return e.code === 'network' || e.code === 'timeout';
   if (networkCode(e)) return true;
+  // A redirect loop (fetch gives up after 20 hops) is the server's configuration: asking again loops again.
+  if (/redirect/i.test(String((e as { cause?: { message?: string } })?.cause?.message ?? ''))) return false;
   const err = e as { name?: string; message?: string };
   if (err?.name === 'TimeoutError') return true;
   return err?.name === 'TypeError' && /fetch failed|terminated|other side closed/i.test(err.message ?? '');

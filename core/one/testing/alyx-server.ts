@@ -32,6 +32,14 @@ export interface Fault {
   corrupt?: boolean;
   /** File route: answer 200 with the whole file even to a Range request. */
   ignoreRange?: boolean;
+  /** File route: send the file this many times over (a server that sends more than it announces). */
+  oversize?: number;
+  /** File route, with `oversize`: announce the inflated length in Content-Length (default: chunked, no length). */
+  announceOversize?: boolean;
+  /** File route: send one byte every this many ms (a trickle that never goes silent). */
+  trickleMs?: number;
+  /** Answer 302 to this same URL (a redirect loop). */
+  redirectLoop?: boolean;
   /** Wait this long before answering. */
   delayMs?: number;
   /** How many matching requests it applies to (default 1; Infinity for all). */
@@ -279,6 +287,35 @@ export async function startAlyxServer(opts: AlyxServerOptions = {}): Promise<Aly
       headers['Content-Range'] = `bytes ${start}-${end}/${data.length}`;
     }
     const body = data.subarray(start, end + 1);
+    if (fault?.oversize) {
+      const big = Buffer.concat(Array.from({ length: fault.oversize }, () => body));
+      if (fault.announceOversize) headers['Content-Length'] = String(big.length);
+      log.status = status;
+      res.writeHead(status, headers);
+      const step = 1024;
+      const pump = (at: number) => {
+        if (at >= big.length || res.destroyed) return res.end();
+        log.bytesSent += Math.min(step, big.length - at);
+        res.write(big.subarray(at, at + step), () => setImmediate(() => pump(at + step)));
+      };
+      return pump(0);
+    }
+    if (fault?.trickleMs) {
+      log.status = status;
+      res.writeHead(status, headers);
+      let at = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || at >= body.length) {
+          clearInterval(timer);
+          if (!res.destroyed) res.end();
+          return;
+        }
+        log.bytesSent++;
+        res.write(body.subarray(at, ++at));
+      }, fault.trickleMs);
+      res.once('close', () => clearInterval(timer));
+      return;
+    }
     headers['Content-Length'] = String(body.length);
     log.status = status;
     res.writeHead(status, headers);
@@ -323,6 +360,11 @@ export async function startAlyxServer(opts: AlyxServerOptions = {}): Promise<Aly
       log.status = -1;
       req.socket.destroy();
       return;
+    }
+    if (fault?.redirectLoop) {
+      log.status = 302;
+      res.writeHead(302, { Location: req.url ?? '/' });
+      return res.end();
     }
     if (fault?.status) {
       const headers: Record<string, string> = {};
