@@ -11,6 +11,8 @@ export interface GraphCliOptions {
   allowUnsetParams?: boolean;
   plugin?: string[];
   seed?: number;
+  /** A profile of the graph file's `profiles:` (applied before --set). */
+  profile?: string;
 }
 
 /** Parses repeated `--set key=value` flags. */
@@ -38,7 +40,7 @@ export async function loadGraphForCli(file: string, opts: GraphCliOptions): Prom
   const early = [...src.syntaxErrors, ...fromGraph.diagnostics, ...sets.diagnostics];
   if (src.syntaxErrors.length) throw new GraphError(early);
   const registry = await createRegistry({ plugins: [...(opts.plugin ?? []), ...fromGraph.paths] });
-  const { graph, diagnostics } = loadGraphSource(src, registry, { overrides: sets.overrides, seed: opts.seed, allowUnsetParams: opts.allowUnsetParams });
+  const { graph, diagnostics } = loadGraphSource(src, registry, { overrides: sets.overrides, seed: opts.seed, allowUnsetParams: opts.allowUnsetParams, profile: opts.profile });
   const all = [...sets.diagnostics, ...diagnostics];
   if (all.length || !graph) throw new GraphError(all);
   return { graph, registry, overrides: sets.overrides };

@@ -10,6 +10,7 @@ import type { Registry } from '../registry.ts';
 import type { StageDescriptor } from '../stage.ts';
 import { stageKey } from '../stage.ts';
 import { expandNodes, siteDiag, type NodeSite } from './blocks.ts';
+import { applyProfile } from './profiles.ts';
 import { type Diagnostic, didYouMean, listOf, pathString } from './diagnostics.ts';
 import { GraphSource, type Path, isPlainObject, typeName } from './source.ts';
 
@@ -50,9 +51,11 @@ export interface LoadOptions {
   seed?: number;
   /** Accept required graph params (~) that are not set (checking a file before its values are known). */
   allowUnsetParams?: boolean;
+  /** A profile of the file's `profiles:` to apply before the overrides (core/graph/profiles.ts). */
+  profile?: string;
 }
 
-const TOP_KEYS = ['name', 'description', 'seed', 'plugins', 'params', 'blocks', 'nodes'];
+const TOP_KEYS = ['name', 'description', 'seed', 'plugins', 'params', 'profiles', 'blocks', 'nodes'];
 const NODE_KEYS = ['stage', 'in', 'params', 'description'];
 const ID_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const REF_RE = /^\$\{([^}]*)\}$/;
@@ -100,6 +103,7 @@ export function loadGraphSource(src: GraphSource, registry: Registry, opts: Load
   const plugins = graphPluginPaths(src);
   out.push(...plugins.diagnostics);
   const params = readGraphParams(raw.params, src, out);
+  applyProfile(raw.profiles, opts.profile, params, src, out);
   const nodeOverrides = applyOverrides(params, opts.overrides ?? {}, out);
   const fileSeed = readSeed(raw.seed, params, src, out);
   const seed = opts.seed ?? fileSeed;

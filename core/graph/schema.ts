@@ -48,6 +48,11 @@ export function graphJsonSchema(registry: Registry): Record<string, unknown> {
       seed: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: REF_PATTERN }] },
       plugins: { type: 'array', items: { type: 'string' }, description: 'extra plugin folders, relative to this file' },
       params: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, description: 'graph params and their defaults; use as ${name}' },
+      profiles: {
+        type: 'object',
+        description: 'named sets of graph-param values, applied with --profile <name> (before --set)',
+        additionalProperties: { type: 'object', properties: { description: { type: 'string' }, params: { type: 'object' } }, additionalProperties: false },
+      },
       blocks: { type: 'object', propertyNames: { pattern: '^[A-Za-z][A-Za-z0-9_-]*$' }, additionalProperties: block, description: 'reusable node groups, instantiated with use: <block>' },
       nodes: {
         type: 'object',

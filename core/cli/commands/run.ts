@@ -17,6 +17,7 @@ export const describe = 'Run a graph file';
 export function builder(y: Argv) {
   return y
     .positional('graph', { type: 'string', demandOption: true, describe: 'graph file (YAML)' })
+    .option('profile', { type: 'string', describe: 'named set of graph-param values from the graph file (its profiles: section, e.g. --profile paper); --set still wins' })
     .option('set', { type: 'string', array: true, describe: 'override a graph param or <node>.<param>: --set epochs=3' })
     .option('out', { type: 'string', describe: 'run directory (default runs/<time>-<graph name>/); an existing one is resumed into' })
     .option('seed', { type: 'number', describe: "override the graph's seed" })

@@ -9,6 +9,7 @@ export const describe = 'Check graph files without running them';
 export function builder(y: Argv) {
   return y
     .positional('graphs', { type: 'string', array: true, demandOption: true, describe: 'graph files' })
+    .option('profile', { type: 'string', describe: 'check with this profile of the graph file applied' })
     .option('set', { type: 'string', array: true, describe: 'check with these overrides applied' })
     .option('plugin', { type: 'string', array: true, describe: 'extra plugin folder or package (repeatable)' });
 }
