@@ -20,9 +20,16 @@
 //   token) drawn from the graph seed. Config fields given with init override the saved ones (e.g.
 //   dropout); prompts and sessionTokens follow the pretrained model unless set to true/false. The
 //   saved model lists every session, pretrained and new, with the neuron layouts of both.
+// - The data is fingerprinted too (`data`): per session its id, neuron count, trials per split and
+//   a digest of the counts and the split, from the sessions port, else from the first training
+//   batch (the val batches stay out: with a sessions port the split already covers them). A rerun with other data (another seed, another firing rate,
+//   another split) is refused like any other change, naming the sessions there and now, rather
+//   than continuing a training of other data and keeping its best model. A checkpoint written
+//   before data was fingerprinted has no `data`; it resumes as before, with a warning.
 // - The fingerprint holds sessionTokens, init and trainScope only when not the default, so
 //   checkpoints written before those params existed still resume. nanPolicy is left out: rerunning
 //   a run stopped by a NaN with `skip` resumes it from its last good checkpoint.
+import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { trainingMeanCounts, type ArchitectureContribution, type ArchitectureModel, type SessionSpec } from '../architecture.ts';
@@ -71,6 +78,23 @@ export function specFromSession(s: BinnedSession): SessionSpec {
   const trainRows = [...Array(s.nTrials).keys()].filter((t) => s.trials.split[t] === 'train');
   const meanCounts = trainingMeanCounts(s.counts, s.nBins, s.nNeurons, trainRows);
   return { sessionId: s.sessionId, nNeurons: s.nNeurons, nBins: s.nBins, regions: s.neurons.map((n) => n.acronym || 'unlabelled'), ...(meanCounts ? { meanCounts } : {}) };
+}
+
+/** What a training's numbers depend on in its data, compact enough to print in a refusal. */
+export function dataFingerprint(binned: readonly BinnedSession[], first: MaskedBatch): Record<string, unknown>[] {
+  const digest = (parts: ArrayBufferView[], text: string) => {
+    const h = createHash('sha256').update(text);
+    for (const p of parts) h.update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+    return h.digest('hex').slice(0, 16);
+  };
+  if (binned.length) {
+    return binned.map((s) => {
+      const trials: Record<string, number> = {};
+      for (const sp of s.trials.split) trials[sp] = (trials[sp] ?? 0) + 1;
+      return { id: s.sessionId, neurons: s.nNeurons, bins: s.nBins, trials, digest: digest([s.counts, s.trials.trialIndex], s.trials.split.join(',')) };
+    });
+  }
+  return [{ id: first.sessionId, split: first.split, neurons: first.shape.neurons, bins: first.shape.bins, digest: digest([first.target, first.trialIndex], '') }];
 }
 
 /** Config fields a fine-tuning run changes from the pretrained model's: the user's, and prompts / sessionTokens when set. */
@@ -157,9 +181,10 @@ export class TrainingSetup {
   }
 
   /** What the numbers of this run depend on; a checkpoint of another fingerprint is refused. */
-  private fingerprint(totalEpochs: number, perEpoch: number): Record<string, unknown> {
+  private fingerprint(totalEpochs: number, perEpoch: number, first: MaskedBatch): Record<string, unknown> {
     const p = this.p;
     return {
+      data: dataFingerprint(this.binned, first),
       architecture: p.architecture,
       // Defaults filled, so spelling out a default on the rerun is not a different training.
       config: this.arch.configSchema.parse(p.config),
@@ -182,12 +207,17 @@ export class TrainingSetup {
    * a model built or fine-tuned from `init`.
    */
   begin(first: MaskedBatch, val: MaskedBatch[], ckpt: Checkpointer, totalEpochs: number, perEpoch: number): { state: LoopState; resumed: boolean } {
-    const fingerprint = this.fingerprint(totalEpochs, perEpoch);
+    const fingerprint = this.fingerprint(totalEpochs, perEpoch, first);
     const checkpoint = this.checkpoint;
     if (!checkpoint) return { state: this.start(first, val, fingerprint), resumed: false };
     let state: LoopState;
     try {
-      const refusal = ckpt.refusal(checkpoint.state.fingerprint, fingerprint);
+      const now = { ...fingerprint };
+      if (!('data' in (checkpoint.state.fingerprint ?? {}))) {
+        delete now.data;
+        this.ctx.logger.warn({ checkpoint: ckpt.lastDir }, 'the checkpoint predates data fingerprints: resuming without checking that the sessions are the same');
+      }
+      const refusal = ckpt.refusal(checkpoint.state.fingerprint, now);
       if (refusal) throw this.ctx.fail(refusal);
       this.model_ = modelFromSaved(checkpoint.saved, this.ctx.architectures, join(ckpt.lastDir, 'model.json'), this.ctx.seed);
       this.opt.load(checkpoint.optimizer);
