@@ -4,20 +4,20 @@
 // runs without the addon.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createRng } from '../../rng.ts';
-import { initBackend } from '../backend.ts';
-import { attentionBias, dropout, EncoderLayer } from '../layers.ts';
-import { linear2d } from '../linear.ts';
-import { ParamStore } from '../params.ts';
-import * as tf from '../tf.ts';
-import { AdamW } from '../../train/adamw.ts';
-import { trainStep } from '../../train/step.ts';
-import type { MaskedBatch } from '../../masking/types.ts';
-import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
-import { registerFastKernels, unregisterFastKernels } from './index.ts';
-import { aleaState, aleaUniforms, fusedLayerKernelsActive, restoreFusedKernels, seededDropout, setFusedKernels } from './layer.ts';
-import { loadNative } from './native.ts';
-import { assertClose } from './assert-close.ts';
+import { createRng } from '../../../../core/rng.ts';
+import { initBackend } from '../../../../core/tensor/backend.ts';
+import { attentionBias, dropout, EncoderLayer } from '../../../../core/tensor/layers.ts';
+import { linear2d } from '../../../../core/tensor/linear.ts';
+import { ParamStore } from '../../../../core/tensor/params.ts';
+import * as tf from '../../../../core/tensor/tf.ts';
+import { AdamW } from '../../../../core/train/adamw.ts';
+import { trainStep } from '../../../../core/train/step.ts';
+import type { MaskedBatch } from '../../../../core/masking/types.ts';
+import { ndt1Architecture } from '../../../../plugins/ndt1/architecture.ts';
+import { registerFastKernels, unregisterFastKernels } from '../../../../core/tensor/kernels/index.ts';
+import { aleaState, aleaUniforms, fusedLayerKernelsActive, restoreFusedKernels, seededDropout, setFusedKernels } from '../../../../core/tensor/kernels/layer.ts';
+import { loadNative } from '../../../../core/tensor/kernels/native.ts';
+import { assertClose } from '../../../../core/tensor/kernels/assert-close.ts';
 
 const { native } = loadNative();
 /** MTM_NATIVE_KERNELS=off (or no compiler at install): only the plain path exists; the fused tests check that it runs. */

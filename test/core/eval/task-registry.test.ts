@@ -6,9 +6,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Artifact, BinnedSession, Metrics, ModelRef, Split } from '../payloads.ts';
-import type { ReportRef } from '../../stages/report.ts';
-import { activityTasks, decodingTasks, metricsOf, registerTask } from './task-registry.ts';
+import type { Artifact, BinnedSession, Metrics, ModelRef, Split } from '../../../core/payloads.ts';
+import type { ReportRef } from '../../../stages/report.ts';
+import { activityTasks, decodingTasks, metricsOf, registerTask } from '../../../core/eval/task-registry.ts';
 
 /** A toy activity task: the first bin of every neuron zeroed and scored. */
 registerTask({
@@ -42,18 +42,18 @@ test('registration refuses a taken id or stem, a malformed one, and an activity 
   [/already used by 'coSmoothing'/, /already used by 'firstBin'/, /camelCase/, /needs its own plan/].forEach((re, i) => assert.match(refusals[i], re));
 });
 
-const { initBackend } = await import('../tensor/backend.ts');
-const { createRng } = await import('../rng.ts');
-const { runStage, tempDir, testContext } = await import('../testing.ts');
-const { saveModelFolder } = await import('../train/checkpoint.ts');
-const { readParquet } = await import('../io/parquet.ts');
-const { ndt1Architecture } = await import('../../plugins/ndt1/architecture.ts');
-const { BEHAVIOUR_TARGETS } = await import('./behaviour.ts');
-const { EVAL_TASKS, TASK_METRIC } = await import('./tasks.ts');
-const { evaluate, evaluateParams } = await import('../../stages/evaluate.ts');
-const { report } = await import('../../stages/report.ts');
-const { CORE_KEYS, COMPARISON_KEYS, OPTIONAL_KEYS, TASKS } = await import('../report/summary.ts');
-const { buildSweep, DEFAULT_SWEEP_METRICS } = await import('../report/sweep.ts');
+const { initBackend } = await import('../../../core/tensor/backend.ts');
+const { createRng } = await import('../../../core/rng.ts');
+const { runStage, tempDir, testContext } = await import('../../../core/testing.ts');
+const { saveModelFolder } = await import('../../../core/train/checkpoint.ts');
+const { readParquet } = await import('../../../core/io/parquet.ts');
+const { ndt1Architecture } = await import('../../../plugins/ndt1/architecture.ts');
+const { BEHAVIOUR_TARGETS } = await import('../../../core/eval/behaviour.ts');
+const { EVAL_TASKS, TASK_METRIC } = await import('../../../core/eval/tasks.ts');
+const { evaluate, evaluateParams } = await import('../../../stages/evaluate.ts');
+const { report } = await import('../../../stages/report.ts');
+const { CORE_KEYS, COMPARISON_KEYS, OPTIONAL_KEYS, TASKS } = await import('../../../core/report/summary.ts');
+const { buildSweep, DEFAULT_SWEEP_METRICS } = await import('../../../core/report/sweep.ts');
 await initBackend();
 
 test('a registration after the registry was read is refused', () => {

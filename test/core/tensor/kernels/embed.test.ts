@@ -3,14 +3,14 @@
 // mode, a prompt, a session token and a prompt), dropout on and off; no tensor leaks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { MaskingMode } from '../../masking/types.ts';
-import { initBackend } from '../backend.ts';
-import * as tf from '../tf.ts';
-import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
-import { fusedEmbedAvailable } from './embed.ts';
-import { restoreFusedKernels, setFusedKernels } from './layer.ts';
-import { loadNative } from './native.ts';
-import { assertClose } from './assert-close.ts';
+import type { MaskingMode } from '../../../../core/masking/types.ts';
+import { initBackend } from '../../../../core/tensor/backend.ts';
+import * as tf from '../../../../core/tensor/tf.ts';
+import { ndt1Architecture } from '../../../../plugins/ndt1/architecture.ts';
+import { fusedEmbedAvailable } from '../../../../core/tensor/kernels/embed.ts';
+import { restoreFusedKernels, setFusedKernels } from '../../../../core/tensor/kernels/layer.ts';
+import { loadNative } from '../../../../core/tensor/kernels/native.ts';
+import { assertClose } from '../../../../core/tensor/kernels/assert-close.ts';
 
 const off = !loadNative().native;
 

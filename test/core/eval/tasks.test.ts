@@ -1,14 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { BinnedSession, NeuronInfo, Split } from '../payloads.ts';
-import { createRng } from '../rng.ts';
-import { initBackend } from '../tensor/backend.ts';
-import * as tf from '../tensor/tf.ts';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
+import type { BinnedSession, NeuronInfo, Split } from '../../../core/payloads.ts';
+import { createRng } from '../../../core/rng.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import * as tf from '../../../core/tensor/tf.ts';
+import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
 import {
   coSmoothingMask, DEFAULT_TASK_PROMPTS, EVAL_TASKS, evaluateTasks, forwardPredictionMask, gatherTrials, hasPromptTokens, interRegionMask,
   intraRegionMask, modelPredictor, planTask, regionLabels, resolvePrompt, runTask, testRows, trainedModesOf, type LogRatePredictor,
-} from './tasks.ts';
+} from '../../../core/eval/tasks.ts';
 
 await initBackend();
 

@@ -1,12 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { BinnedSession, Split } from '../payloads.ts';
-import { createRng } from '../rng.ts';
-import { initBackend } from '../tensor/backend.ts';
-import * as tf from '../tensor/tf.ts';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
-import { decodeBehaviour, predictTrials, type BehaviourOptions } from './behaviour.ts';
-import { modelPredictor, type LogRatePredictor } from './tasks.ts';
+import type { BinnedSession, Split } from '../../../core/payloads.ts';
+import { createRng } from '../../../core/rng.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import * as tf from '../../../core/tensor/tf.ts';
+import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
+import { decodeBehaviour, predictTrials, type BehaviourOptions } from '../../../core/eval/behaviour.ts';
+import { modelPredictor, type LogRatePredictor } from '../../../core/eval/tasks.ts';
 
 await initBackend();
 

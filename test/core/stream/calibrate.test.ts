@@ -1,11 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
-import { createRng } from '../rng.ts';
-import { initBackend } from '../tensor/backend.ts';
-import { poissonNll } from '../tensor/loss.ts';
-import * as tf from '../tensor/tf.ts';
-import { CalibrationBuffer, MAX_CALIBRATION_VALUES, fitStitcher } from './calibrate.ts';
+import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
+import { createRng } from '../../../core/rng.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import { poissonNll } from '../../../core/tensor/loss.ts';
+import * as tf from '../../../core/tensor/tf.ts';
+import { CalibrationBuffer, MAX_CALIBRATION_VALUES, fitStitcher } from '../../../core/stream/calibrate.ts';
 
 await initBackend();
 

@@ -1,13 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
-import type { ArchitectureModel } from '../architecture.ts';
-import { createRng } from '../rng.ts';
-import { initBackend } from '../tensor/backend.ts';
-import * as tf from '../tensor/tf.ts';
-import { CachedCausalPredictor, createStreamPredictor } from './cached-predictor.ts';
-import type { Bin } from './online-binner.ts';
-import { CausalPredictor, type PredictedBin } from './predictor.ts';
+import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
+import type { ArchitectureModel } from '../../../core/architecture.ts';
+import { createRng } from '../../../core/rng.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import * as tf from '../../../core/tensor/tf.ts';
+import { CachedCausalPredictor, createStreamPredictor } from '../../../core/stream/cached-predictor.ts';
+import type { Bin } from '../../../core/stream/online-binner.ts';
+import { CausalPredictor, type PredictedBin } from '../../../core/stream/predictor.ts';
 
 await initBackend();
 
