@@ -53,6 +53,7 @@ export const POINTS: Record<string, Recipe> = {
   epochs750: { ...base, epochs: 750 },
   epochs1000: { ...base, epochs: 1000 },
   d128epochs250: { ...base, epochs: 250, model: { ...base.model, dModel: 128 } },
+  d128epochs500: { ...base, epochs: 500, model: { ...base.model, dModel: 128 } },
   layers4epochs250: { ...base, epochs: 250, model: { ...base.model, layers: 4 } },
   d128: withModel({ dModel: 128 }),
   d32: withModel({ dModel: 32, heads: 2 }),
