@@ -111,6 +111,7 @@ export interface BinnedSession {
 }
 
 export type { MaskedBatch } from './masking/types.ts';
+import type { MaskedBatch } from './masking/types.ts';
 
 /** A session a model reads and predicts. Per-session weights (stitchers, tokens) are keyed by sessionId. */
 export interface SessionSpec {
@@ -165,6 +166,32 @@ export interface Artifact {
   description: string;
   sessionId?: string;
 }
+
+/** A written report: the folder and the files in it (report and sweep-report). */
+export interface ReportRef {
+  kind: 'report';
+  path: string;
+  files: string[];
+}
+
+/**
+ * The value each payload type carries, so a stage's inputs and outputs are typed from its port
+ * declarations (docs/architecture.md §4.2). `predictions` has no stage carrying it yet.
+ */
+export interface PayloadMap {
+  'session-ref': SessionRef;
+  'spike-trains': SpikeTrains;
+  'binned-session': BinnedSession;
+  'masked-batch': MaskedBatch;
+  'model': ModelRef;
+  'predictions': unknown;
+  'metrics': Metrics;
+  'report': ReportRef;
+  'artifact': Artifact;
+}
+
+/** The value a port of payload type T carries (fails to compile if PayloadMap lacks a type). */
+export type PayloadOf<T extends PayloadType> = PayloadMap[T];
 
 /** A short label for an item in logs and error messages ("session 4a7f…", "batch 12"). */
 export function describeItem(item: unknown): string {
