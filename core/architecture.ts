@@ -40,6 +40,19 @@ export function logMeanCounts(spec: SessionSpec): Float32Array {
   });
 }
 
+/**
+ * An architecture's config, validated with its schema (defaults filled); a bad field throws
+ * naming the architecture and the field, as `build` must.
+ */
+export function parseArchitectureConfig<S extends z.ZodObject>(name: string, schema: S, config: Record<string, unknown>): z.output<S> {
+  const parsed = schema.safeParse(config);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    throw new Error(`${name} config: ${issues}`);
+  }
+  return parsed.data;
+}
+
 /** One batch, as tensors, from one session (batches never mix sessions). */
 export interface ModelInput {
   sessionId: string;
@@ -119,6 +132,8 @@ export interface ArchitectureModel {
   readonly architecture: string;
   /** Config with every default filled: saved with the model and enough to rebuild it. */
   readonly config: Record<string, unknown>;
+  /** What this model has: training, evaluation and streaming read this, never config field names. */
+  readonly capabilities: ModelCapabilities;
   /** The sessions it has per-session weights for, in the order they were added. */
   sessions(): SessionSpec[];
   hasSession(sessionId: string): boolean;
@@ -161,6 +176,26 @@ export interface ArchitectureModel {
   dispose(): void;
 }
 
+/**
+ * What a built model has. The optional methods of ArchitectureModel are capabilities too: an
+ * exact leave-one-out fast path (forwardLeaveOneOut) and per-bin causal streaming
+ * (openCausalStream).
+ */
+export interface ModelCapabilities {
+  /**
+   * Learned MtM prompt tokens, one per mode of MTM_MODES: evaluation then runs each task with its
+   * mode's prompt; without them `temporal` is the no-prompt mode (docs/method.md §3.3, §5.2).
+   */
+  promptTokens: boolean;
+  /** A learned token per session. */
+  sessionTokens: boolean;
+  /** The longest input in bins the model accepts (its position embedding); Infinity when unbounded. */
+  maxBins: number;
+}
+
+/** The keys of T whose values are booleans. */
+export type BooleanKeys<T> = { [K in keyof T]-?: T[K] extends boolean ? K : never }[keyof T] & string;
+
 export interface BuildOptions {
   /** Sessions to create per-session weights for (more may be added later). */
   sessions: SessionSpec[];
@@ -174,12 +209,15 @@ export interface ArchitectureContribution<S extends z.ZodObject = z.ZodObject> {
   summary: string;
   /** How the model cuts (time x neurons) into tokens, for docs and `mtm stages`. */
   tokenLayout: string;
-  /**
-   * Config schema: every field has a default and a description (like a stage's params). By
-   * convention an architecture with MtM prompt tokens has a boolean `promptTokens` field: the
-   * training stage sets it from its `prompts` param when the user's config leaves it out.
-   */
+  /** Config schema: every field has a default and a description (like a stage's params). */
   configSchema: S;
+  /**
+   * The boolean config fields that switch MtM prompt tokens and per-session tokens on, for an
+   * architecture that has them (typed against configSchema). The training stage sets them from
+   * its `prompts` and `sessionTokens` params unless the user's config sets them itself; one the
+   * architecture lacks is left out, and asking the trainer for it only logs a warning.
+   */
+  switches?: { promptTokens?: BooleanKeys<z.output<S>>; sessionTokens?: BooleanKeys<z.output<S>> };
   /**
    * Builds a model with fresh weights. `config` is validated with configSchema (defaults filled);
    * bad fields throw naming the field.

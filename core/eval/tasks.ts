@@ -14,7 +14,7 @@
 // - The model is reached through a `LogRatePredictor`, which also receives the session trial of
 //   each batch row: oracles and tests can answer without a model (see modelPredictor).
 // - Prompts: each task's prompt is a parameter (defaults: neuron, causal, inter-region,
-//   intra-region). A model without prompt tokens (config `promptTokens: false`) is evaluated with
+//   intra-region). A model without prompt tokens (capabilities.promptTokens false) is evaluated with
 //   mode 'temporal' for every task: it has no prompt to pick, and 'temporal' is the mode that
 //   means "no prompt". Causal attention goes with the causal prompt, as in training (the sampler
 //   sets it exactly for causal batches); so a temporal-only model predicts the zeroed last bins
@@ -48,9 +48,9 @@ export function regionLabels(s: Pick<BinnedSession, 'neurons'>, level: RegionLev
   return s.neurons.map((n) => n[level] || 'unlabelled');
 }
 
-/** Whether a model has learned prompt tokens; architectures that do not say are assumed to. */
-export function hasPromptTokens(model: Pick<ArchitectureModel, 'config'>): boolean {
-  return model.config.promptTokens !== false;
+/** Whether a model has learned prompt tokens (ModelCapabilities.promptTokens). */
+export function hasPromptTokens(model: Pick<ArchitectureModel, 'capabilities'>): boolean {
+  return model.capabilities.promptTokens;
 }
 
 /**

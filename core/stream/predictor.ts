@@ -79,8 +79,8 @@ export class LatencyStats {
   }
 }
 
-export function defaultStreamMode(model: Pick<ArchitectureModel, 'config'>): MaskingMode {
-  return model.config.promptTokens === false ? 'temporal' : 'causal';
+export function defaultStreamMode(model: Pick<ArchitectureModel, 'capabilities'>): MaskingMode {
+  return model.capabilities.promptTokens ? 'causal' : 'temporal';
 }
 
 export class CausalPredictor {

@@ -300,9 +300,9 @@ export async function runStream(o: RunStreamOptions): Promise<StreamSummary> {
 }
 
 /** The window the model was trained on: its longest session's bins, within its position embedding. */
-export function trainingWindowBins(model: Pick<ArchitectureModel, 'sessions' | 'config'>): number {
+export function trainingWindowBins(model: Pick<ArchitectureModel, 'sessions' | 'capabilities'>): number {
   const lengths = model.sessions().map((s) => s.nBins);
-  const maxBins = typeof model.config.maxBins === 'number' ? model.config.maxBins : Number.POSITIVE_INFINITY;
+  const maxBins = model.capabilities.maxBins;
   const w = lengths.length ? Math.max(...lengths) : maxBins;
   return Math.min(w, maxBins);
 }

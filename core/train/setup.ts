@@ -100,24 +100,25 @@ export function dataFingerprint(binned: readonly BinnedSession[], first: MaskedB
 /** Config fields a fine-tuning run changes from the pretrained model's: the user's, and prompts / sessionTokens when set. */
 function initOverrides(arch: ArchitectureContribution, p: TrainingParams): Record<string, unknown> {
   const config = { ...p.config };
-  const fields = arch.configSchema.shape;
-  if (typeof p.prompts === 'boolean' && 'promptTokens' in fields) config.promptTokens = p.prompts;
-  if (typeof p.sessionTokens === 'boolean' && 'sessionTokens' in fields) config.sessionTokens = p.sessionTokens;
+  const sw = arch.switches ?? {};
+  if (typeof p.prompts === 'boolean' && sw.promptTokens) config[sw.promptTokens] = p.prompts;
+  if (typeof p.sessionTokens === 'boolean' && sw.sessionTokens) config[sw.sessionTokens] = p.sessionTokens;
   return config;
 }
 
 /** The config the model is built with: the user's, plus promptTokens from `prompts`. */
 function modelConfig(arch: ArchitectureContribution, p: TrainingParams, first: MaskedBatch, nSessions: number, log: Logger): Record<string, unknown> {
   const config = { ...p.config };
+  const sw = arch.switches ?? {};
   const want = p.prompts === 'auto' ? isPromptedMode(first.mode) : p.prompts;
-  if ('promptTokens' in arch.configSchema.shape) {
-    if (!('promptTokens' in config)) config.promptTokens = want;
+  if (sw.promptTokens) {
+    if (!(sw.promptTokens in config)) config[sw.promptTokens] = want;
   } else if (p.prompts === true) {
     log.warn(`architecture ${arch.name} has no promptTokens switch: prompts=true changes nothing`);
   }
   const tokens = p.sessionTokens === 'auto' ? nSessions > 1 : p.sessionTokens;
-  if ('sessionTokens' in arch.configSchema.shape) {
-    if (!('sessionTokens' in config)) config.sessionTokens = tokens;
+  if (sw.sessionTokens) {
+    if (!(sw.sessionTokens in config)) config[sw.sessionTokens] = tokens;
   } else if (p.sessionTokens === true) {
     log.warn(`architecture ${arch.name} has no sessionTokens switch: sessionTokens=true changes nothing`);
   }

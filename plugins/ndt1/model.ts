@@ -11,7 +11,7 @@
 // The same holds for a session added to a pretrained model for fine-tuning. The weights keep
 // their default init; without meanCounts the bias does too.
 import { z } from 'zod';
-import { logMeanCounts, type ArchitectureModel, type BuildOptions, type CausalStream, type CausalStreamOptions, type ForwardOptions, type LeaveOneOutInput, type ModelInput, type SessionSpec } from '../../core/architecture.ts';
+import { logMeanCounts, type ArchitectureModel, type ModelCapabilities, type BuildOptions, type CausalStream, type CausalStreamOptions, type ForwardOptions, type LeaveOneOutInput, type ModelInput, type SessionSpec } from '../../core/architecture.ts';
 import { tokenMath } from '../../core/stream/token-math.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
@@ -54,6 +54,7 @@ interface Stitcher {
 export class Ndt1Model implements ArchitectureModel {
   readonly architecture = 'ndt1';
   readonly config: Ndt1Config;
+  readonly capabilities: ModelCapabilities;
   private readonly store: ParamStore;
   private readonly stitchers = new Map<string, Stitcher>();
   private readonly position: tf.Variable;
@@ -66,6 +67,7 @@ export class Ndt1Model implements ArchitectureModel {
     const maxBins = Math.max(config.maxBins, ...opts.sessions.map((s) => s.nBins));
     this.config = { ...config, maxBins };
     const c = this.config;
+    this.capabilities = { promptTokens: c.promptTokens, sessionTokens: c.sessionTokens, maxBins };
     if (c.dModel % c.heads !== 0) throw new Error(`ndt1 config: dModel ${c.dModel} is not divisible by heads ${c.heads}`);
     const rng = createRng(opts.seed);
     this.store = new ParamStore(rng.fork('weights'));

@@ -22,7 +22,7 @@
 //   gets its own biases from its own means. Without `neuronBias`, the shared readout's bias
 //   starts at the log of the pooled mean count over all neurons (the best single rate for all).
 import { z } from 'zod';
-import { logMeanCounts, type ArchitectureModel, type BuildOptions, type ForwardOptions, type ModelInput, type SessionSpec } from '../../core/architecture.ts';
+import { logMeanCounts, type ArchitectureModel, type ModelCapabilities, type BuildOptions, type ForwardOptions, type ModelInput, type SessionSpec } from '../../core/architecture.ts';
 import { MTM_MODES } from '../../core/masking/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
 import { dropout, Encoder, LayerNorm, softsign, type ForwardContext } from '../../core/tensor/layers.ts';
@@ -142,6 +142,7 @@ interface SessionWeights {
 export class Ndt2Model implements ArchitectureModel {
   readonly architecture = 'ndt2';
   readonly config: Ndt2Config;
+  readonly capabilities: ModelCapabilities;
   /** Space-patch embeddings this model has (ceil(maxNeurons / patchSize)). */
   readonly spacePatches: number;
   private readonly store: ParamStore;
@@ -161,6 +162,7 @@ export class Ndt2Model implements ArchitectureModel {
     const maxNeurons = Math.max(config.maxNeurons, ...opts.sessions.map((s) => s.nNeurons));
     this.config = { ...config, maxBins, maxNeurons };
     const c = this.config;
+    this.capabilities = { promptTokens: c.promptTokens, sessionTokens: c.sessionTokens, maxBins };
     if (c.dModel % c.heads !== 0) throw new Error(`ndt2 config: dModel ${c.dModel} is not divisible by heads ${c.heads}`);
     this.spacePatches = patchCount(maxNeurons, c.patchSize);
     const pooled = config.neuronBias ? undefined : pooledMeanCount(opts.sessions); // checked before any weight exists

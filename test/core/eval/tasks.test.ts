@@ -120,8 +120,14 @@ test('prompts: model prompt tokens decide; causal attention goes with the causal
   assert.equal(resolvePrompt('causal', true), { mode: 'causal', causal: true });
   assert.equal(resolvePrompt('neuron', true), { mode: 'neuron', causal: false });
   assert.equal(resolvePrompt('causal', false), { mode: 'temporal', causal: false });
-  assert.is(hasPromptTokens({ config: { promptTokens: false } }), false);
-  assert.is(hasPromptTokens({ config: {} }), true);
+  // Read from the built model's capabilities, which follow its config.
+  const sessions = [{ sessionId: 's', nNeurons: 3, nBins: 4 }];
+  const off = ndt1Architecture.build({ promptTokens: false }, { sessions, seed: 1 });
+  const on = ndt1Architecture.build({}, { sessions, seed: 1 });
+  assert.is(hasPromptTokens(off), false);
+  assert.is(hasPromptTokens(on), true);
+  off.dispose();
+  on.dispose();
 });
 
 test('prompts: the modes a model was trained with decide when its metadata records them', () => {
