@@ -18,30 +18,21 @@ import { createRng, type Rng } from '../../core/rng.ts';
 import { fusedEmbedAvailable, fusedEmbed } from '../../core/tensor/kernels/embed.ts';
 import { attentionBias, dropout, Encoder, LayerNorm, softsign, type ForwardContext } from '../../core/tensor/layers.ts';
 import { Linear } from '../../core/tensor/linear.ts';
-import { ParamStore } from '../../core/tensor/params.ts';
+import { SessionModel, sessionKey } from '../../core/model/session-model.ts';
+import { encoderConfigFields, tokenConfigFields } from '../../core/model/transformer-config.ts';
 import * as tf from '../../core/tensor/tf.ts';
 import { Ndt1CausalStream, type Ndt1StreamWeights } from './causal-stream.ts';
 
 export const ndt1ConfigSchema = z.object({
-  dModel: z.number().int().min(1).default(64).describe('token width D (reference: 512)'),
-  layers: z.number().int().min(1).default(2).describe('encoder layers (reference: 5)'),
-  heads: z.number().int().min(1).default(4).describe('attention heads; must divide dModel (reference: 8)'),
-  mlpDim: z.number().int().min(1).default(128).describe('hidden width of each layer\'s GELU MLP (reference: 1024)'),
-  dropout: z.number().min(0).max(1).default(0.2).describe('dropout after attention and in the MLP (reference: 0.4)'),
-  attentionDropout: z.number().min(0).max(1).default(0).describe('dropout on attention weights'),
-  embedDropout: z.number().min(0).max(1).default(0.2).describe('dropout on the token sequence after embedding (reference: 0.4)'),
+  ...encoderConfigFields,
   embedHiddenFactor: z.number().int().min(1).default(2).describe('the stitcher\'s first Linear maps N neurons to this many times N (reference: 2)'),
   maxBins: z.number().int().min(1).default(100).describe('length of the learned position embedding; raised to the longest session\'s bin count'),
-  promptTokens: z.boolean().default(true).describe('prepend a learned prompt token for the batch\'s MtM mode (neuron, causal, inter-region, intra-region; none for temporal); turn off for a temporal-only baseline'),
-  sessionTokens: z.boolean().default(false).describe('prepend a learned token per session (multi-session models)'),
+  ...tokenConfigFields,
 });
 
 export type Ndt1Config = z.output<typeof ndt1ConfigSchema>;
 
-/** Weight-name segment for a session id: '.'-free so name prefixes never collide. */
-export function sessionKey(sessionId: string): string {
-  return `sessions.${encodeURIComponent(sessionId).replace(/\./g, '%2E')}`;
-}
+export { sessionKey };
 
 interface Stitcher {
   spec: SessionSpec;
@@ -51,12 +42,9 @@ interface Stitcher {
   token?: tf.Variable;
 }
 
-export class Ndt1Model implements ArchitectureModel {
-  readonly architecture = 'ndt1';
+export class Ndt1Model extends SessionModel<Stitcher> implements ArchitectureModel {
   readonly config: Ndt1Config;
   readonly capabilities: ModelCapabilities;
-  private readonly store: ParamStore;
-  private readonly stitchers = new Map<string, Stitcher>();
   private readonly position: tf.Variable;
   private readonly prompts?: tf.Variable;
   private readonly encoder: Encoder;
@@ -64,14 +52,13 @@ export class Ndt1Model implements ArchitectureModel {
   private readonly dropoutRng: Rng;
 
   constructor(config: Ndt1Config, opts: BuildOptions) {
+    super('ndt1', createRng(opts.seed).fork('weights'), { has: 'a stitcher', none: 'stitcher' });
     const maxBins = Math.max(config.maxBins, ...opts.sessions.map((s) => s.nBins));
     this.config = { ...config, maxBins };
     const c = this.config;
     this.capabilities = { promptTokens: c.promptTokens, sessionTokens: c.sessionTokens, maxBins };
     if (c.dModel % c.heads !== 0) throw new Error(`ndt1 config: dModel ${c.dModel} is not divisible by heads ${c.heads}`);
-    const rng = createRng(opts.seed);
-    this.store = new ParamStore(rng.fork('weights'));
-    this.dropoutRng = rng.fork('dropout');
+    this.dropoutRng = createRng(opts.seed).fork('dropout');
     // Small normal init for learned tokens and positions, as in GPT-style models.
     this.position = this.store.add('position', [maxBins, c.dModel], { kind: 'normal', std: 0.02 });
     if (c.promptTokens) this.prompts = this.store.add('prompts', [MTM_MODES.length, c.dModel], { kind: 'normal', std: 0.02 });
@@ -80,17 +67,8 @@ export class Ndt1Model implements ArchitectureModel {
     for (const s of opts.sessions) this.addSession(s);
   }
 
-  sessions(): SessionSpec[] {
-    return [...this.stitchers.values()].map((s) => s.spec);
-  }
-
-  hasSession(sessionId: string): boolean {
-    return this.stitchers.has(sessionId);
-  }
-
   addSession(spec: SessionSpec): void {
-    if (this.stitchers.has(spec.sessionId)) throw new Error(`ndt1: session ${spec.sessionId} already has a stitcher`);
-    if (!(Number.isInteger(spec.nNeurons) && spec.nNeurons > 0)) throw new Error(`ndt1: session ${spec.sessionId} has ${spec.nNeurons} neurons`);
+    this.checkNewSession(spec);
     if (spec.nBins > this.config.maxBins) {
       throw new Error(`ndt1: session ${spec.sessionId} has ${spec.nBins} bins, more than the position embedding's maxBins ${this.config.maxBins}`);
     }
@@ -112,13 +90,11 @@ export class Ndt1Model implements ArchitectureModel {
       st.readout.bias!.assign(b);
       b.dispose();
     }
-    this.stitchers.set(spec.sessionId, st);
+    this.setSession(spec.sessionId, st);
   }
 
   private stitcher(sessionId: string): Stitcher {
-    const s = this.stitchers.get(sessionId);
-    if (!s) throw new Error(`ndt1: no stitcher for session ${sessionId} (known: ${[...this.stitchers.keys()].join(', ') || 'none'}); add it with addSession`);
-    return s;
+    return this.session(sessionId);
   }
 
   forward(x: ModelInput, opts: ForwardOptions): tf.Tensor3D {
@@ -250,30 +226,6 @@ export class Ndt1Model implements ArchitectureModel {
       readoutB: read(st.readout.bias!),
     };
     return new Ndt1CausalStream(w, { caches: o.caches, maxBins: o.maxBins }, tokenMath(o.kernels ?? 'auto'));
-  }
-
-  trainableVariables(scope: 'all' | 'sessions' | { sessionId: string } = 'all'): tf.Variable[] {
-    if (scope === 'all') return this.store.trainable();
-    if (scope === 'sessions') return this.store.trainable(['sessions.']);
-    this.stitcher(scope.sessionId);
-    return this.store.trainable([`${sessionKey(scope.sessionId)}.`]);
-  }
-
-  weights(): tf.NamedTensorMap {
-    return this.store.weights();
-  }
-
-  loadWeights(map: tf.NamedTensorMap, opts: { allowMissing?: boolean; source?: string } = {}): void {
-    this.store.load(map, opts);
-  }
-
-  paramCount(): number {
-    return this.store.count();
-  }
-
-  dispose(): void {
-    this.store.dispose();
-    this.stitchers.clear();
   }
 }
 

@@ -27,33 +27,24 @@ import { MTM_MODES } from '../../core/masking/types.ts';
 import { createRng, type Rng } from '../../core/rng.ts';
 import { dropout, Encoder, LayerNorm, softsign, type ForwardContext } from '../../core/tensor/layers.ts';
 import { Linear } from '../../core/tensor/linear.ts';
-import { ParamStore } from '../../core/tensor/params.ts';
+import { SessionModel, sessionKey } from '../../core/model/session-model.ts';
+import { encoderConfigFields, tokenConfigFields } from '../../core/model/transformer-config.ts';
 import * as tf from '../../core/tensor/tf.ts';
 
 export const ndt2ConfigSchema = z.object({
   patchSize: z.number().int().min(1).default(64).describe('neurons per space patch P; a token is 1 bin x P neurons (reference: 128; original NDT2: 32). Attention time and memory grow with (bins x patches)^2: 64 gives the embedded sessions (80-200 neurons) 2-4 patches; use 128 for sessions of several hundred neurons on CPU'),
-  dModel: z.number().int().min(1).default(64).describe('token width D (reference: 512)'),
-  layers: z.number().int().min(1).default(2).describe('encoder layers (reference: 5)'),
-  heads: z.number().int().min(1).default(4).describe('attention heads; must divide dModel (reference: 8)'),
-  mlpDim: z.number().int().min(1).default(128).describe('hidden width of each layer\'s GELU MLP (reference: 1024)'),
-  dropout: z.number().min(0).max(1).default(0.2).describe('dropout after attention and in the MLP (reference: 0.4)'),
-  attentionDropout: z.number().min(0).max(1).default(0).describe('dropout on attention weights'),
-  embedDropout: z.number().min(0).max(1).default(0.2).describe('dropout on the token sequence after embedding (reference: 0.4)'),
+  ...encoderConfigFields,
   embedHiddenFactor: z.number().int().min(1).default(2).describe('the patch MLP maps P counts to this many times P hidden units, softsign, then to D'),
   maxBins: z.number().int().min(1).default(100).describe('number of learned time-patch embeddings; raised to the longest session\'s bin count'),
   maxNeurons: z.number().int().min(1).default(1024).describe('the learned space-patch embeddings cover ceil(maxNeurons / patchSize) patches; raised to the largest session\'s neuron count'),
-  promptTokens: z.boolean().default(true).describe('prepend a learned prompt token for the batch\'s MtM mode (neuron, causal, inter-region, intra-region; none for temporal); turn off for a temporal-only baseline'),
-  sessionTokens: z.boolean().default(false).describe('prepend a learned token per session (multi-session models)'),
+  ...tokenConfigFields,
   neuronBias: z.boolean().default(true).describe("a per-session log-rate bias for each neuron, added after the shared readout and started at the log of the neuron's mean training count; off: only the shared readout's bias, started at the pooled mean"),
   sessionInput: z.boolean().default(false).describe('per-session Linear(N_s -> patches x P) applied to the counts before patching, so patches mix a session\'s neurons; off: patches are the neurons in order, zero-padded'),
 });
 
 export type Ndt2Config = z.output<typeof ndt2ConfigSchema>;
 
-/** Weight-name segment for a session id: '.'-free so name prefixes never collide. */
-export function sessionKey(sessionId: string): string {
-  return `sessions.${encodeURIComponent(sessionId).replace(/\./g, '%2E')}`;
-}
+export { sessionKey };
 
 /** Space patches a session of n neurons is cut into. */
 export function patchCount(nNeurons: number, patchSize: number): number {
@@ -139,14 +130,11 @@ interface SessionWeights {
   neuronBias?: tf.Variable;
 }
 
-export class Ndt2Model implements ArchitectureModel {
-  readonly architecture = 'ndt2';
+export class Ndt2Model extends SessionModel<SessionWeights> implements ArchitectureModel {
   readonly config: Ndt2Config;
   readonly capabilities: ModelCapabilities;
   /** Space-patch embeddings this model has (ceil(maxNeurons / patchSize)). */
   readonly spacePatches: number;
-  private readonly store: ParamStore;
-  private readonly perSession = new Map<string, SessionWeights>();
   private readonly timeEmbed: tf.Variable;
   private readonly spaceEmbed: tf.Variable;
   private readonly patchIn: Linear;
@@ -158,6 +146,7 @@ export class Ndt2Model implements ArchitectureModel {
   private readonly dropoutRng: Rng;
 
   constructor(config: Ndt2Config, opts: BuildOptions) {
+    super('ndt2', createRng(opts.seed).fork('weights'));
     const maxBins = Math.max(config.maxBins, ...opts.sessions.map((s) => s.nBins));
     const maxNeurons = Math.max(config.maxNeurons, ...opts.sessions.map((s) => s.nNeurons));
     this.config = { ...config, maxBins, maxNeurons };
@@ -166,9 +155,7 @@ export class Ndt2Model implements ArchitectureModel {
     if (c.dModel % c.heads !== 0) throw new Error(`ndt2 config: dModel ${c.dModel} is not divisible by heads ${c.heads}`);
     this.spacePatches = patchCount(maxNeurons, c.patchSize);
     const pooled = config.neuronBias ? undefined : pooledMeanCount(opts.sessions); // checked before any weight exists
-    const rng = createRng(opts.seed);
-    this.store = new ParamStore(rng.fork('weights'));
-    this.dropoutRng = rng.fork('dropout');
+    this.dropoutRng = createRng(opts.seed).fork('dropout');
     const p = c.patchSize;
     const hidden = c.embedHiddenFactor * p;
     this.patchIn = new Linear(this.store, 'patchEmbed.in1', p, hidden);
@@ -188,22 +175,13 @@ export class Ndt2Model implements ArchitectureModel {
     }
   }
 
-  sessions(): SessionSpec[] {
-    return [...this.perSession.values()].map((s) => s.spec);
-  }
-
-  hasSession(sessionId: string): boolean {
-    return this.perSession.has(sessionId);
-  }
-
   /** Space patches of a session (ceil(N_s / patchSize)). */
   patchesOf(sessionId: string): number {
     return this.session(sessionId).patches;
   }
 
   addSession(spec: SessionSpec): void {
-    if (this.perSession.has(spec.sessionId)) throw new Error(`ndt2: session ${spec.sessionId} already has weights`);
-    if (!(Number.isInteger(spec.nNeurons) && spec.nNeurons > 0)) throw new Error(`ndt2: session ${spec.sessionId} has ${spec.nNeurons} neurons`);
+    this.checkNewSession(spec);
     const c = this.config;
     if (spec.nBins > c.maxBins) {
       throw new Error(`ndt2: session ${spec.sessionId} has ${spec.nBins} bins, more than the time embedding's maxBins ${c.maxBins}`);
@@ -216,24 +194,19 @@ export class Ndt2Model implements ArchitectureModel {
     const key = sessionKey(spec.sessionId);
     const kept: SessionSpec = { ...spec };
     delete kept.meanCounts; // the means only seed a bias; the model keeps the layout
-    this.perSession.set(spec.sessionId, {
+    const weights: SessionWeights = {
       spec: kept,
       patches,
       input: c.sessionInput ? new Linear(this.store, `${key}.input`, spec.nNeurons, patches * c.patchSize) : undefined,
       token: c.sessionTokens ? this.store.add(`${key}.token`, [1, c.dModel], { kind: 'normal', std: 0.02 }) : undefined,
       neuronBias: c.neuronBias ? this.store.add(`${key}.neuronBias`, [spec.nNeurons], { kind: 'zeros' }) : undefined,
-    });
+    };
     if (logMeans) {
       const init = tf.tensor1d(logMeans);
-      this.perSession.get(spec.sessionId)!.neuronBias!.assign(init);
+      weights.neuronBias!.assign(init);
       init.dispose();
     }
-  }
-
-  private session(sessionId: string): SessionWeights {
-    const s = this.perSession.get(sessionId);
-    if (!s) throw new Error(`ndt2: no weights for session ${sessionId} (known: ${[...this.perSession.keys()].join(', ') || 'none'}); add it with addSession`);
-    return s;
+    this.setSession(spec.sessionId, weights);
   }
 
   forward(x: ModelInput, opts: ForwardOptions): tf.Tensor3D {
@@ -292,29 +265,5 @@ export class Ndt2Model implements ArchitectureModel {
       `ndt2: a batch of ${b} trials x ${t * np} tokens (${t} bins x ${np} patches of ${c.patchSize} neurons) needs about ${gib} GiB ` +
         `${training ? 'to train' : 'to run'}, more than the wasm backend's 4 GiB heap: raise patchSize, or lower the batch size, layers or heads`,
     );
-  }
-
-  trainableVariables(scope: 'all' | 'sessions' | { sessionId: string } = 'all'): tf.Variable[] {
-    if (scope === 'all') return this.store.trainable();
-    if (scope === 'sessions') return this.store.trainable(['sessions.']);
-    this.session(scope.sessionId);
-    return this.store.trainable([`${sessionKey(scope.sessionId)}.`]);
-  }
-
-  weights(): tf.NamedTensorMap {
-    return this.store.weights();
-  }
-
-  loadWeights(map: tf.NamedTensorMap, opts: { allowMissing?: boolean; source?: string } = {}): void {
-    this.store.load(map, opts);
-  }
-
-  paramCount(): number {
-    return this.store.count();
-  }
-
-  dispose(): void {
-    this.store.dispose();
-    this.perSession.clear();
   }
 }
