@@ -12,7 +12,6 @@
 // - Few-shot. `maxTrials` k keeps the first k trials of the split of each session after a
 //   shuffle seeded by the graph seed and the session id alone (not the epoch), so the subsets of
 //   two k are nested (k = 8 is the first 8 of k = 32) and the same in every epoch.
-import { mergeMap, toArray } from 'rxjs';
 import { z } from 'zod';
 import { defineStage } from '../core/stage.ts';
 import type { BinnedSession, Split } from '../core/payloads.ts';
@@ -162,33 +161,27 @@ export const maskingSampler = defineStage({
   },
   params: maskingSamplerParams,
   create(p, ctx) {
-    return (inputs) => ({
-      batches: inputs.sessions.pipe(
-        toArray(),
-        mergeMap((sessions: BinnedSession[]) => {
-          for (const s of sessions) checkSession(s);
-          const regions = sessions.map((s) => regionLabels(s, p.regionLevel));
-          sessions.forEach((s, i) => {
-            const log = ctx.logger.child({ session: s.sessionId });
-            const n = s.trials.split.filter((x) => x === p.split).length;
-            if (n === 0) log.warn(`no ${p.split} trials: this session contributes no batches`);
-            else if (p.maxTrials > 0) log.info({ kept: Math.min(n, p.maxTrials), of: n }, `few-shot: ${p.split} trials kept`);
-            const modes = applicableModes(p.mode, regions[i]);
-            if (p.mode === 'inter-region' && modes[0] === 'neuron') log.warn('only one region: inter-region batches fall back to neuron masking');
-          });
-          async function* batches(): AsyncGenerator<MaskedBatch> {
-            for (let epoch = 0; epoch < p.epochs; epoch++) {
-              const plan = planEpoch(sessions, regions, p, ctx.seed, epoch);
-              if (epoch === 0) ctx.logger.info({ sessions: sessions.length, batchesPerEpoch: plan.length, split: p.split, mode: p.mode, sessionBalance: p.sessionBalance, maxTrials: p.maxTrials || undefined }, 'sampling');
-              for (let i = 0; i < plan.length; i++) {
-                if (ctx.signal.aborted) return;
-                yield makeBatch(plan[i], p, ctx.seed, epoch, i, plan.length);
-              }
-            }
+    return {
+      async *generate({ sessions }) {
+        for (const s of sessions) checkSession(s);
+        const regions = sessions.map((s) => regionLabels(s, p.regionLevel));
+        sessions.forEach((s, i) => {
+          const log = ctx.logger.child({ session: s.sessionId });
+          const n = s.trials.split.filter((x) => x === p.split).length;
+          if (n === 0) log.warn(`no ${p.split} trials: this session contributes no batches`);
+          else if (p.maxTrials > 0) log.info({ kept: Math.min(n, p.maxTrials), of: n }, `few-shot: ${p.split} trials kept`);
+          const modes = applicableModes(p.mode, regions[i]);
+          if (p.mode === 'inter-region' && modes[0] === 'neuron') log.warn('only one region: inter-region batches fall back to neuron masking');
+        });
+        for (let epoch = 0; epoch < p.epochs; epoch++) {
+          const plan = planEpoch(sessions, regions, p, ctx.seed, epoch);
+          if (epoch === 0) ctx.logger.info({ sessions: sessions.length, batchesPerEpoch: plan.length, split: p.split, mode: p.mode, sessionBalance: p.sessionBalance, maxTrials: p.maxTrials || undefined }, 'sampling');
+          for (let i = 0; i < plan.length; i++) {
+            if (ctx.signal.aborted) return;
+            yield makeBatch(plan[i], p, ctx.seed, epoch, i, plan.length);
           }
-          return ctx.source(batches());
-        }),
-      ),
-    });
+        }
+      },
+    };
   },
 });

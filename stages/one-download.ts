@@ -3,7 +3,6 @@ import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage } from '../core/stage.ts';
-import type { Observable } from 'rxjs';
 import type { SessionRef, SpikeTrains } from '../core/payloads.ts';
 import { loadSpikeTrains } from '../core/alf/session.ts';
 import { OneClient, type DownloadReport, type SearchFilters } from '../core/one/one.ts';
@@ -144,7 +143,7 @@ export const oneDownload = defineStage({
       return loadSpikeTrains(resolved.path, { probes: p.probes.length ? p.probes : undefined, sessionId: ref.sessionId, eid: resolved.eid ?? ref.eid, log: (msg) => log.child({ session: ref.sessionId }).info(msg) });
     };
 
-    async function* sessions(refs: Observable<SessionRef>): AsyncGenerator<SpikeTrains> {
+    async function* sessions(refs: AsyncIterable<SessionRef>): AsyncGenerator<SpikeTrains> {
       const fromParams = p.sessions.length > 0 || p.search !== null || !refsIn;
       const specs = !fromParams
         ? []
@@ -178,7 +177,7 @@ export const oneDownload = defineStage({
           if (trains) yield trains;
         }
         if (refsIn) {
-          for await (const ref of ctx.pull(refs)) {
+          for await (const ref of refs) {
             if (ctx.signal.aborted) return;
             bar.setTotal(specs.length + tried + 1);
             const trains = await attempt(ref.sessionId, () => loadRef(ref));
@@ -191,6 +190,6 @@ export const oneDownload = defineStage({
       if (failed > 0 && failed === tried) throw new Error(`${ctx.nodeId}: none of the ${failed} session(s) could be loaded (see the errors above)`);
     }
 
-    return (inputs) => ({ sessions: ctx.source(sessions(inputs.sessions as Observable<SessionRef>)) });
+    return { generate: (inputs) => sessions(inputs.sessions) };
   },
 });

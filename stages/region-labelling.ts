@@ -1,8 +1,6 @@
 // Labels each neuron with its Allen, Beryl and Cosmos region from its Allen CCF id (docs/method.md §2.3).
-import { concatMap } from 'rxjs';
 import { z } from 'zod';
-import { defineStage, pipePorts } from '../core/stage.ts';
-import type { BinnedSession } from '../core/payloads.ts';
+import { defineStage } from '../core/stage.ts';
 import { DEFAULT_ATLAS_DIR, loadAllenRegions, UNKNOWN, UNLOCATED, VOID } from '../core/atlas/regions.ts';
 import { labelNeurons } from '../core/atlas/label.ts';
 
@@ -18,10 +16,8 @@ export const regionLabelling = defineStage({
     atlasDir: z.string().default('').describe('folder holding allen_structure_tree.csv and mappings.pqt; empty uses the copy shipped in core/atlas/data'),
   }),
   create(p, ctx) {
-    return pipePorts(
-      'sessions',
-      'sessions',
-      concatMap(async (s: BinnedSession): Promise<BinnedSession> => {
+    return {
+      async map(s) {
         const regions = await loadAllenRegions(p.atlasDir || DEFAULT_ATLAS_DIR);
         const { neurons, counts } = labelNeurons(s.neurons, regions, p.level);
         const log = ctx.logger.child({ session: s.sessionId });
@@ -33,7 +29,7 @@ export const regionLabelling = defineStage({
         log.info({ atlasLevel: p.level, regions: byRegion, void: counts.void, unlocated: counts.unlocated }, 'labelled');
         ctx.run.metric(ctx.nodeId, { sessionId: s.sessionId, level: p.level, ok: counts.ok, void: counts.void, unknown: counts.unknown, unlocated: counts.unlocated });
         return { ...s, neurons };
-      }),
-    );
+      },
+    };
   },
 });

@@ -20,7 +20,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
-import type { Artifact, Metrics } from '../core/payloads.ts';
+import type { Artifact, Metrics, ReportRef } from '../core/payloads.ts';
 import { writeFileAtomic } from '../core/io/atomic.ts';
 import { compare, COMPARISON_KEYS, comparisonSentence, namedFirst, summarise, TASKS, type ReportSummary, type TaskKey } from '../core/report/summary.ts';
 import { key } from '../core/eval/task-registry.ts';
@@ -29,16 +29,10 @@ import { bpsSummaryPlot, perNeuronBpsPlot, rasterPlot, trainingLossPlot, plotWri
 import { reportMarkdown } from '../core/report/markdown.ts';
 import { recipeSection } from '../core/report/recipe.ts';
 import * as tf from '../core/tensor/tf.ts';
-import { collectNow } from '../core/runtime/collect.ts';
 
 export const REPORT_FORMAT = 'mtm-report@1';
 
-/** What the report port carries: the folder written and the files in it. */
-export interface ReportRef {
-  kind: 'report';
-  path: string;
-  files: string[];
-}
+export type { ReportRef } from '../core/payloads.ts';
 
 export const reportParams = z.object({
   title: z.string().default('mtm-flow report').describe('heading of report.md'),
@@ -239,14 +233,10 @@ export const report = defineStage({
   outputs: { report: { type: 'report', description: 'the folder written and its files' } },
   params: reportParams,
   create(p, ctx) {
-    return (inputs) => {
-      // Subscribe now, while the graph is wired: an item sent before a late subscription is lost.
-      const metrics = collectNow<Metrics>(inputs.metrics);
-      const artifacts = collectNow<Artifact>(inputs.details);
-      async function* run(): AsyncGenerator<ReportRef> {
-        yield await writeReport(p, ctx, await metrics, await artifacts);
-      }
-      return { report: ctx.source(run()) };
+    return {
+      async *generate({ metrics, details }) {
+        yield await writeReport(p, ctx, metrics, details);
+      },
     };
   },
 });

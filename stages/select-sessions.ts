@@ -8,12 +8,10 @@
 // - `first` completes as soon as it has its N sessions, so the branch below (a pretraining
 //   sampler) starts without waiting for the sessions it will never use. `ids` reads the whole
 //   stream, so a name that never arrived is an error naming it (and what did arrive).
-// - Input is read with ctx.pull, so a dropped session still counts as this node's progress and
-//   never holds the source above back.
-import { EMPTY } from 'rxjs';
+// - A dropped session still counts as this node's progress (every item the body takes does), so
+//   it never holds the source above back.
 import { z } from 'zod';
 import { defineStage } from '../core/stage.ts';
-import type { BinnedSession } from '../core/payloads.ts';
 import { didYouMean } from '../core/graph/diagnostics.ts';
 
 export const selectSessionsParams = z.object({
@@ -36,31 +34,22 @@ export const selectSessions = defineStage({
     if (p.first > 0 && p.ids.length) throw fail(`both first (${p.first}) and ids (${p.ids.length}) are set; use one`);
     const wanted = new Set(p.ids);
     if (wanted.size < p.ids.length) throw fail(`ids lists a session twice: ${p.ids.filter((x, i) => p.ids.indexOf(x) !== i).join(', ')}`);
-    return (inputs) => {
-      // Subscribe now, while the graph is wired: a session sent before a late subscription is lost.
-      const items = ctx.pull<BinnedSession>(inputs.sessions ?? EMPTY)[Symbol.asyncIterator]();
-      async function* run(): AsyncGenerator<BinnedSession> {
+    return {
+      async *generate({ sessions }) {
         const arrived: string[] = [];
         const names: string[] = []; // ids and eids, for did-you-mean hints
         const found = new Set<string>();
-        try {
-          for (;;) {
-            if (p.first > 0 && arrived.length >= p.first) return;
-            const r = await items.next();
-            if (r.done) break;
-            const s = r.value;
-            arrived.push(s.sessionId);
-            names.push(s.sessionId, ...(s.eid && s.eid !== s.sessionId ? [s.eid] : []));
-            if (wanted.size) {
-              const key = wanted.has(s.sessionId) ? s.sessionId : s.eid && wanted.has(s.eid) ? s.eid : undefined;
-              if (key === undefined) continue;
-              found.add(key);
-            }
-            ctx.logger.info({ session: s.sessionId, index: arrived.length }, 'selected');
-            yield s;
+        for await (const s of sessions) {
+          arrived.push(s.sessionId);
+          names.push(s.sessionId, ...(s.eid && s.eid !== s.sessionId ? [s.eid] : []));
+          if (wanted.size) {
+            const key = wanted.has(s.sessionId) ? s.sessionId : s.eid && wanted.has(s.eid) ? s.eid : undefined;
+            if (key === undefined) continue;
+            found.add(key);
           }
-        } finally {
-          await items.return?.();
+          ctx.logger.info({ session: s.sessionId, index: arrived.length }, 'selected');
+          yield s;
+          if (p.first > 0 && arrived.length >= p.first) return;
         }
         if (ctx.signal.aborted) return;
         if (p.first > 0 && arrived.length < p.first) throw fail(`first is ${p.first} but only ${arrived.length} session(s) arrived`);
@@ -69,8 +58,7 @@ export const selectSessions = defineStage({
           const hints = missing.map((m) => `'${m}'${didYouMean(m, names)}`).join(', ');
           throw fail(`session(s) ${hints} never arrived; arrived: ${arrived.join(', ') || 'none'}`);
         }
-      }
-      return { sessions: ctx.source(run()) };
+      },
     };
   },
 });

@@ -52,23 +52,24 @@ export const simulate = defineStage({
   outputs: { sessions: { type: 'session-ref', description: 'one reference per simulated session (eid and folder in the cache)' } },
   params: simulateParams,
   create(p, ctx) {
-    async function* sessions(): AsyncGenerator<SessionRef> {
-      const out = p.out || ctx.run.artifactDir(ctx.nodeId);
-      const { sessions: count, seed, reuse, out: _out, sharedDynamics, worldSeed, ...sizes } = p;
-      const bar = ctx.progress('simulate', count);
-      const infos = await simulateCache({ ...sizes, out, sessions: count, seed: seed ?? ctx.seed, reuse, sharedDynamics, worldSeed }, (info) => {
-        bar.increment(1, info.subject);
-        ctx.logger.info(
-          { session: info.eid, path: info.sessionPath, trials: info.nTrials, neurons: info.nNeurons, regions: info.regions, probes: info.probes, spikes: info.spikes },
-          'simulated session',
-        );
-      });
-      bar.stop();
-      for (const info of infos) {
-        if (ctx.signal.aborted) return;
-        yield info.ref;
-      }
-    }
-    return () => ({ sessions: ctx.source(sessions()) });
+    return {
+      async *generate(): AsyncGenerator<SessionRef> {
+        const out = p.out || ctx.run.artifactDir(ctx.nodeId);
+        const { sessions: count, seed, reuse, out: _out, sharedDynamics, worldSeed, ...sizes } = p;
+        const bar = ctx.progress('simulate', count);
+        const infos = await simulateCache({ ...sizes, out, sessions: count, seed: seed ?? ctx.seed, reuse, sharedDynamics, worldSeed }, (info) => {
+          bar.increment(1, info.subject);
+          ctx.logger.info(
+            { session: info.eid, path: info.sessionPath, trials: info.nTrials, neurons: info.nNeurons, regions: info.regions, probes: info.probes, spikes: info.spikes },
+            'simulated session',
+          );
+        });
+        bar.stop();
+        for (const info of infos) {
+          if (ctx.signal.aborted) return;
+          yield info.ref;
+        }
+      },
+    };
   },
 });

@@ -1,8 +1,6 @@
 // Spike trains -> trial-aligned binned counts with trial filter, split and behaviour (docs/method.md §2.4).
-import { concatMap } from 'rxjs';
 import { z } from 'zod';
-import { defineStage, pipePorts } from '../core/stage.ts';
-import type { BinnedSession, SpikeTrains } from '../core/payloads.ts';
+import { defineStage } from '../core/stage.ts';
 import { binSession, loadSimTruth } from '../core/binning/bin-session.ts';
 import { loadAllenRegions } from '../core/atlas/regions.ts';
 
@@ -45,10 +43,8 @@ export const spikeBinning = defineStage({
   params: spikeBinningParams,
   create(p, ctx) {
     const seed = p.seed ?? ctx.seed;
-    return pipePorts(
-      'sessions',
-      'sessions',
-      concatMap(async (trains: SpikeTrains): Promise<BinnedSession> => {
+    return {
+      async map(trains) {
         const started = performance.now();
         const regions = await loadAllenRegions();
         const truth = p.trueRates ? await loadSimTruth(trains.path) : undefined;
@@ -72,7 +68,7 @@ export const spikeBinning = defineStage({
           binningMs: ms,
         });
         return session;
-      }),
-    );
+      },
+    };
   },
 });

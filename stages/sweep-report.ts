@@ -11,13 +11,11 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
-import type { Metrics } from '../core/payloads.ts';
+import type { Metrics, ReportRef } from '../core/payloads.ts';
 import { writeFileAtomic } from '../core/io/atomic.ts';
 import { recipeSection } from '../core/report/recipe.ts';
-import { collectNow } from '../core/runtime/collect.ts';
 import { plotWriter, reportDir } from '../core/report/plots.ts';
 import { buildSweep, DEFAULT_SWEEP_METRICS, DEFAULT_SWEEP_PATTERN, metricTitle, sweepLeads, sweepMarkdown, sweepMetricPlot, sweepPanelsPlot, sweepPattern, sweepSentence } from '../core/report/sweep.ts';
-import type { ReportRef } from './report.ts';
 
 export const sweepReportParams = z.object({
   title: z.string().default('mtm-flow sweep').describe('heading of sweep.md and of the plots'),
@@ -71,17 +69,16 @@ export const sweepReport = defineStage({
     } catch (e) {
       throw new Error(`sweep-report '${ctx.nodeId}': ${(e as Error).message}`);
     }
-    return (inputs) => {
-      const metrics = collectNow<Metrics>(inputs.metrics);
-      async function* run(): AsyncGenerator<ReportRef> {
-        const items = await metrics;
+    return {
+      async *generate({ metrics }) {
+        let written: ReportRef;
         try {
-          yield await writeSweep(p, ctx, items);
+          written = await writeSweep(p, ctx, metrics);
         } catch (e) {
           throw new Error(`sweep-report '${ctx.nodeId}': ${(e as Error).message}`);
         }
-      }
-      return { report: ctx.source(run()) };
+        yield written;
+      },
     };
   },
 });

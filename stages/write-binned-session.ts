@@ -1,10 +1,9 @@
 // Writes each binned session as a folder of .npy, Parquet and JSON files that numpy/pandas read (docs/method.md §6.4).
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
-import { concatMap } from 'rxjs';
 import { z } from 'zod';
-import { defineStage, pipePorts } from '../core/stage.ts';
-import type { Artifact, BinnedSession } from '../core/payloads.ts';
+import { defineStage } from '../core/stage.ts';
+import type { BinnedSession } from '../core/payloads.ts';
 import { writeNpy } from '../core/io/npy.ts';
 import { writeParquet } from '../core/io/parquet.ts';
 import { writeFileAtomic } from '../core/io/atomic.ts';
@@ -91,10 +90,8 @@ export const writeBinnedSession = defineStage({
     out: z.string().default('').describe("folder that receives one sub-folder per session; empty uses this node's folder in the run directory"),
   }),
   create(p, ctx) {
-    return pipePorts(
-      'sessions',
-      'files',
-      concatMap(async (s: BinnedSession): Promise<Artifact> => {
+    return {
+      async map(s) {
         const root = p.out || ctx.run.artifactDir(ctx.nodeId);
         const dir = join(root, sessionFolderName(s.sessionId));
         const files = await writeBinnedSessionFolder(s, dir);
@@ -105,7 +102,7 @@ export const writeBinnedSession = defineStage({
           description: `binned session ${s.sessionId}: ${s.nTrials} trials x ${s.nBins} bins x ${s.nNeurons} neurons (${files.join(', ')})`,
           sessionId: s.sessionId,
         };
-      }),
-    );
+      },
+    };
   },
 });
