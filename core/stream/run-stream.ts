@@ -17,9 +17,9 @@ import { writeFileAtomic } from '../io/atomic.ts';
 import type { MaskingScheme } from '../masking/types.ts';
 import * as tf from '../tensor/tf.ts';
 import { CalibrationBuffer, fitStitcher, type FitStitcherResult } from './calibrate.ts';
-import { OnlineBinner } from './online-binner.ts';
+import { OnlineBinner, type Bin } from './online-binner.ts';
 import { GrowingNpy } from './prediction-writer.ts';
-import { createStreamPredictor } from './cached-predictor.ts';
+import { createStreamPredictor, type StreamPredictor } from './cached-predictor.ts';
 import type { LatencyStats, PredictedBin } from './predictor.ts';
 import { alfSpikeSource, phySpikeSource, syntheticSpikeSource, type SpikeSource, type StreamUnit } from './spike-chunks.ts';
 
@@ -137,166 +137,284 @@ export interface StreamSummary {
 export async function runStream(o: RunStreamOptions): Promise<StreamSummary> {
   const log = o.log ?? (() => {});
   const binSizeMs = o.binSizeMs ?? 20;
-  const units = selectUnits(o.source.units, o.units ?? 'not-noise');
-  if (!units.length) throw new Error(`${o.source.name}: no units left after the '${o.units ?? 'not-noise'}' filter (of ${o.source.units.length})`);
+  const units = streamUnits(o.source, o.units ?? 'not-noise');
   const n = units.length;
   const startS = o.startS ?? o.source.startS;
-  const model = o.model;
-
-  const fresh = !model.hasSession(o.sessionId);
-  if (fresh) {
-    model.addSession({ sessionId: o.sessionId, nNeurons: n, nBins: o.windowBins, regions: units.map(() => 'unlabelled') });
-  } else {
-    const have = model.sessions().find((s) => s.sessionId === o.sessionId)!;
-    if (have.nNeurons !== n) throw new Error(`session '${o.sessionId}' of the model reads ${have.nNeurons} neurons, the stream has ${n} (${o.source.name})`);
-  }
+  const fresh = attachStitcher(o.model, o.sessionId, n, o.windowBins, o.source.name);
 
   const binner = new OnlineBinner({ clusterIds: units.map((u) => u.id), binSizeMs, startS });
-  const predictor = createStreamPredictor({ model, sessionId: o.sessionId, nNeurons: n, windowBins: o.windowBins, strideBins: o.strideBins, cache: o.cache, caches: o.caches });
+  const predictor = createStreamPredictor({ model: o.model, sessionId: o.sessionId, nNeurons: n, windowBins: o.windowBins, strideBins: o.strideBins, cache: o.cache, caches: o.caches });
+  logPredictor(log, predictor, o);
+  const calBins = o.calibration.kind === 'masked' ? Math.round((o.calibration.seconds * 1000) / binSizeMs) : 0;
+  const calBuf = calBins > 0 ? new CalibrationBuffer(calBins, n) : undefined;
+  const header = streamHeader(o, { fresh, binSizeMs, startS, calBins, predictor, units });
+  const files = await StreamFiles.open(o.out, n, o.strideBins, header);
+
+  const wallStart = performance.now();
+  const tally: StreamTally = { bins: 0, predicted: 0, nllSum: 0, calBuf, calResult: null, predictStart: wallStart, lastProgress: wallStart };
+  const tensorsAtStart = tf.memory().numTensors;
+  const parts: StreamParts = { o, log, n, binSizeMs, startS, calBins, binner, predictor, files, wallStart };
+  const status = await pumpStream(parts, tally);
+
+  if (tally.calBuf) log(`the stream ended after ${tally.calBuf.filled} of ${calBins} calibration bins: nothing was predicted`);
+  const wallS = (performance.now() - wallStart) / 1000;
+  const leaked = tf.memory().numTensors - tensorsAtStart;
+  if (leaked !== 0) log(`tensor count changed by ${leaked} over the stream`, { leaked });
+  const summary = streamSummary(parts, tally, { status, fresh, wallS });
+  if (files.headerPath) {
+    summary.files = files.paths();
+    await files.writeHeader({ status, calibrationResult: tally.calResult, summary });
+  }
+  return summary;
+}
+
+/** The source's units that pass the filter; none left is an error. */
+function streamUnits(source: SpikeSource, filter: UnitFilter): StreamUnit[] {
+  const units = selectUnits(source.units, filter);
+  if (!units.length) throw new Error(`${source.name}: no units left after the '${filter}' filter (of ${source.units.length})`);
+  return units;
+}
+
+/** Adds a fresh stitcher for the session, or checks the model's own reads as many neurons; true when fresh. */
+function attachStitcher(model: ArchitectureModel, sessionId: string, n: number, windowBins: number, sourceName: string): boolean {
+  const fresh = !model.hasSession(sessionId);
+  if (fresh) {
+    model.addSession({ sessionId, nNeurons: n, nBins: windowBins, regions: Array.from({ length: n }, () => 'unlabelled') });
+  } else {
+    const have = model.sessions().find((s) => s.sessionId === sessionId)!;
+    if (have.nNeurons !== n) throw new Error(`session '${sessionId}' of the model reads ${have.nNeurons} neurons, the stream has ${n} (${sourceName})`);
+  }
+  return fresh;
+}
+
+/** Says which predictor runs and over what context. */
+function logPredictor(log: NonNullable<RunStreamOptions['log']>, predictor: StreamPredictor, o: RunStreamOptions): void {
   log(
     predictor.path === 'cached'
       ? `predicting every bin from ${o.caches ?? 2} staggered key/value caches (context ${predictor.contextRange.join('-')} bins)`
       : `predicting ${o.strideBins} bin(s) per windowed pass over ${o.windowBins} bins`,
     { predictor: predictor.path, contextBins: predictor.contextRange },
   );
-  const cal = o.calibration;
-  const calBins = cal.kind === 'masked' ? Math.round((cal.seconds * 1000) / binSizeMs) : 0;
-  let calBuf: CalibrationBuffer | undefined = calBins > 0 ? new CalibrationBuffer(calBins, n) : undefined;
-  let calResult: StreamSummary['calibration'] = null;
+}
 
-  const header: Record<string, unknown> = {
+/** stream.json while the stream runs (see the file comment). */
+function streamHeader(
+  o: RunStreamOptions,
+  s: { fresh: boolean; binSizeMs: number; startS: number; calBins: number; predictor: StreamPredictor; units: StreamUnit[] },
+): Record<string, unknown> {
+  return {
     format: 'mtm-flow-stream',
     version: 1,
     status: 'running',
     source: o.source.name,
     ...(o.describe ?? {}),
     sessionId: o.sessionId,
-    freshStitcher: fresh,
-    binSizeMs,
-    startS,
-    firstPredictedBin: calBins,
+    freshStitcher: s.fresh,
+    binSizeMs: s.binSizeMs,
+    startS: s.startS,
+    firstPredictedBin: s.calBins,
     windowBins: o.windowBins,
     strideBins: o.strideBins,
-    predictor: predictor.path,
-    ...(predictor.path === 'cached' ? { caches: o.caches ?? 2 } : {}),
-    contextBins: predictor.contextRange,
-    mode: predictor.mode,
+    predictor: s.predictor.path,
+    ...(s.predictor.path === 'cached' ? { caches: o.caches ?? 2 } : {}),
+    contextBins: s.predictor.contextRange,
+    mode: s.predictor.mode,
     causalAttention: true,
-    calibration: cal,
-    neurons: units.map((u) => ({ id: u.id, clusterId: u.clusterId, probe: u.probe, group: u.group, ...(u.depthUm === undefined ? {} : { depthUm: u.depthUm }) })),
+    calibration: o.calibration,
+    neurons: s.units.map((u) => ({ id: u.id, clusterId: u.clusterId, probe: u.probe, group: u.group, ...(u.depthUm === undefined ? {} : { depthUm: u.depthUm }) })),
     files: { predictions: 'predictions.npy', counts: 'counts.npy' },
     rows: 'row r of predictions.npy and counts.npy is bin firstPredictedBin + r: [startS + (firstPredictedBin + r) binSizeMs / 1000, + binSizeMs / 1000) s',
   };
-  const out = o.out ? resolve(o.out) : undefined;
-  const preds = out ? new GrowingNpy(join(out, 'predictions.npy'), '<f4', n) : undefined;
-  const counts = out ? new GrowingNpy(join(out, 'counts.npy'), '<i4', n) : undefined;
-  const headerPath = out ? join(out, 'stream.json') : undefined;
-  if (headerPath) await writeFileAtomic(headerPath, JSON.stringify(header, null, 1) + '\n');
+}
 
-  // Rows collect here between passes and are written together, once per stride.
-  const predBuf = new Float32Array(o.strideBins * n);
-  const countBuf = new Int32Array(o.strideBins * n);
-  let buffered = 0;
-  const flush = () => {
-    if (!buffered) return;
-    preds?.append(predBuf.subarray(0, buffered * n));
-    counts?.append(countBuf.subarray(0, buffered * n));
-    preds?.flush();
-    counts?.flush();
-    buffered = 0;
-  };
+/**
+ * The output folder (or none: then rows are only counted). Rows collect here between passes and
+ * are written together, once per stride.
+ */
+class StreamFiles {
+  private readonly predBuf: Float32Array;
+  private readonly countBuf: Int32Array;
+  private buffered = 0;
 
-  let bins = 0;
-  let predicted = 0;
-  let nllSum = 0;
+  private constructor(
+    private readonly n: number,
+    strideBins: number,
+    private readonly header: Record<string, unknown>,
+    private readonly out?: string,
+    private readonly preds?: GrowingNpy,
+    private readonly counts?: GrowingNpy,
+    readonly headerPath?: string,
+  ) {
+    this.predBuf = new Float32Array(strideBins * n);
+    this.countBuf = new Int32Array(strideBins * n);
+  }
+
+  /** Creates the two .npy files and writes the running header. */
+  static async open(outOption: string | undefined, n: number, strideBins: number, header: Record<string, unknown>): Promise<StreamFiles> {
+    const out = outOption ? resolve(outOption) : undefined;
+    const preds = out ? new GrowingNpy(join(out, 'predictions.npy'), '<f4', n) : undefined;
+    const counts = out ? new GrowingNpy(join(out, 'counts.npy'), '<i4', n) : undefined;
+    const headerPath = out ? join(out, 'stream.json') : undefined;
+    const files = new StreamFiles(n, strideBins, header, out, preds, counts, headerPath);
+    if (headerPath) await files.writeHeader({});
+    return files;
+  }
+
+  /** stream.json: the running header with `extra` over it. */
+  async writeHeader(extra: Record<string, unknown>): Promise<void> {
+    if (this.headerPath) await writeFileAtomic(this.headerPath, JSON.stringify({ ...this.header, ...extra }, null, 1) + '\n');
+  }
+
+  add(p: PredictedBin): void {
+    this.predBuf.set(p.logRates, this.buffered * this.n);
+    this.countBuf.set(p.counts, this.buffered * this.n);
+    this.buffered++;
+  }
+
+  flush(): void {
+    if (!this.buffered) return;
+    this.preds?.append(this.predBuf.subarray(0, this.buffered * this.n));
+    this.counts?.append(this.countBuf.subarray(0, this.buffered * this.n));
+    this.preds?.flush();
+    this.counts?.flush();
+    this.buffered = 0;
+  }
+
+  close(): void {
+    this.preds?.close();
+    this.counts?.close();
+  }
+
+  paths(): NonNullable<StreamSummary['files']> {
+    return { predictions: join(this.out!, 'predictions.npy'), counts: join(this.out!, 'counts.npy'), header: this.headerPath! };
+  }
+}
+
+/** What the stream's parts are, fixed for its length. */
+interface StreamParts {
+  o: RunStreamOptions;
+  log: NonNullable<RunStreamOptions['log']>;
+  n: number;
+  binSizeMs: number;
+  startS: number;
+  calBins: number;
+  binner: OnlineBinner;
+  predictor: StreamPredictor;
+  files: StreamFiles;
+  wallStart: number;
+}
+
+/** What the stream counts as it goes. */
+interface StreamTally {
+  bins: number;
+  predicted: number;
+  /** Sum of exp(x) - y x over every predicted entry. */
+  nllSum: number;
+  /** Set until calibration is fitted. */
+  calBuf: CalibrationBuffer | undefined;
+  calResult: StreamSummary['calibration'];
+  /** When prediction began (calibration done), for wallMsPerBin. */
+  predictStart: number;
+  lastProgress: number;
+}
+
+/** Reads the source chunk by chunk through the binner to the end (or the abort); closes the files and the predictor. */
+async function pumpStream(p: StreamParts, t: StreamTally): Promise<StreamSummary['status']> {
+  const { o } = p;
   let status: StreamSummary['status'] = 'completed';
-  const wallStart = performance.now();
-  let predictStart = wallStart;
-  let lastProgress = wallStart;
-  const tensorsAtStart = tf.memory().numTensors;
-  const totalBins = Math.floor((((o.endS ?? o.source.endS) - startS) * 1000) / binSizeMs);
+  const totalBins = Math.floor((((o.endS ?? o.source.endS) - p.startS) * 1000) / p.binSizeMs);
   try {
-    const chunks = o.source.chunks({ chunkS: o.chunkS ?? 0.1, speed: o.speed ?? Number.POSITIVE_INFINITY, startS, endS: o.endS, signal: o.signal });
+    const chunks = o.source.chunks({ chunkS: o.chunkS ?? 0.1, speed: o.speed ?? Number.POSITIVE_INFINITY, startS: p.startS, endS: o.endS, signal: o.signal });
     try {
       for await (const chunk of chunks) {
-        for (const bin of binner.push(chunk)) {
-          bins++;
-          if (calBuf) {
-            calBuf.push(bin);
-            predictor.prime(bin);
-            if (calBuf.full && cal.kind === 'masked') {
-              log(`calibrating the stitcher on ${calBins} bins (${cal.seconds} s), ${cal.steps} steps`, { bins: calBins });
-              const r = await fitStitcher(model, calBuf.counts, calBins, {
-                sessionId: o.sessionId, windowBins: o.windowBins, steps: cal.steps, learningRate: cal.learningRate, batchSize: cal.batchSize, scheme: cal.scheme, seed: o.seed ?? 1, signal: o.signal,
-              });
-              calResult = { ...r, bins: calBins };
-              predictStart = performance.now();
-              calBuf = undefined;
-              log(`calibrated: masked loss ${r.firstLoss.toFixed(4)} -> ${r.lastLoss.toFixed(4)} in ${r.seconds.toFixed(1)} s`, { ...r });
-              if (headerPath) await writeFileAtomic(headerPath, JSON.stringify({ ...header, calibrationResult: calResult }, null, 1) + '\n');
-            }
-            continue;
-          }
-          const p = await predictor.push(bin);
-          for (let i = 0; i < n; i++) nllSum += Math.exp(p.logRates[i]) - p.counts[i] * p.logRates[i];
-          predBuf.set(p.logRates, buffered * n);
-          countBuf.set(p.counts, buffered * n);
-          buffered++;
-          predicted++;
-          o.onBin?.(p);
-          if (p.horizonBins === o.strideBins) flush();
-        }
-        const now = performance.now();
-        if (o.onProgress && now - lastProgress > 1000) {
-          lastProgress = now;
-          o.onProgress({ bins, totalBins, streamS: (bins * binSizeMs) / 1000, wallS: (now - wallStart) / 1000 });
-        }
+        for (const bin of p.binner.push(chunk)) await takeBin(p, t, bin);
+        reportProgress(p, t, totalBins);
       }
     } catch (e) {
       if (!o.signal?.aborted) throw e;
       status = 'interrupted';
     }
-    flush();
+    p.files.flush();
   } finally {
-    preds?.close();
-    counts?.close();
-    predictor.dispose();
+    p.files.close();
+    p.predictor.dispose();
   }
-  if (calBuf) log(`the stream ended after ${calBuf.filled} of ${calBins} calibration bins: nothing was predicted`);
-  const wallS = (performance.now() - wallStart) / 1000;
-  const leaked = tf.memory().numTensors - tensorsAtStart;
-  if (leaked !== 0) log(`tensor count changed by ${leaked} over the stream`, { leaked });
-  const streamS = (bins * binSizeMs) / 1000;
-  const summary: StreamSummary = {
-    status,
+  return status;
+}
+
+/** One completed bin: into calibration while it fills, else predicted, scored and written. */
+async function takeBin(p: StreamParts, t: StreamTally, bin: Bin): Promise<void> {
+  t.bins++;
+  if (t.calBuf) {
+    await calibrationBin(p, t, t.calBuf, bin);
+    return;
+  }
+  const pred = await p.predictor.push(bin);
+  for (let i = 0; i < p.n; i++) t.nllSum += Math.exp(pred.logRates[i]) - pred.counts[i] * pred.logRates[i];
+  p.files.add(pred);
+  t.predicted++;
+  p.o.onBin?.(pred);
+  if (pred.horizonBins === p.o.strideBins) p.files.flush();
+}
+
+/** A calibration bin primes the predictor; the last one fits the stitcher and records the result in stream.json. */
+async function calibrationBin(p: StreamParts, t: StreamTally, calBuf: CalibrationBuffer, bin: Bin): Promise<void> {
+  const { o, log, calBins } = p;
+  const cal = o.calibration;
+  calBuf.push(bin);
+  p.predictor.prime(bin);
+  if (!calBuf.full || cal.kind !== 'masked') return;
+  log(`calibrating the stitcher on ${calBins} bins (${cal.seconds} s), ${cal.steps} steps`, { bins: calBins });
+  const r = await fitStitcher(o.model, calBuf.counts, calBins, {
+    sessionId: o.sessionId, windowBins: o.windowBins, steps: cal.steps, learningRate: cal.learningRate, batchSize: cal.batchSize, scheme: cal.scheme, seed: o.seed ?? 1, signal: o.signal,
+  });
+  t.calResult = { ...r, bins: calBins };
+  t.predictStart = performance.now();
+  t.calBuf = undefined;
+  log(`calibrated: masked loss ${r.firstLoss.toFixed(4)} -> ${r.lastLoss.toFixed(4)} in ${r.seconds.toFixed(1)} s`, { ...r });
+  await p.files.writeHeader({ calibrationResult: t.calResult });
+}
+
+/** onProgress about once per second of wall time. */
+function reportProgress(p: StreamParts, t: StreamTally, totalBins: number): void {
+  const now = performance.now();
+  if (p.o.onProgress && now - t.lastProgress > 1000) {
+    t.lastProgress = now;
+    p.o.onProgress({ bins: t.bins, totalBins, streamS: (t.bins * p.binSizeMs) / 1000, wallS: (now - p.wallStart) / 1000 });
+  }
+}
+
+/** The summary: counts, timings and the fit of the predictions, from the tally. */
+function streamSummary(p: StreamParts, t: StreamTally, s: { status: StreamSummary['status']; fresh: boolean; wallS: number }): StreamSummary {
+  const { o, predictor, n } = p;
+  const { predicted } = t;
+  const { wallS } = s;
+  const streamS = (t.bins * p.binSizeMs) / 1000;
+  return {
+    status: s.status,
     sessionId: o.sessionId,
-    freshStitcher: fresh,
+    freshStitcher: s.fresh,
     nNeurons: n,
-    binSizeMs,
+    binSizeMs: p.binSizeMs,
     windowBins: o.windowBins,
     strideBins: o.strideBins,
     predictor: predictor.path,
     ...('openMs' in predictor ? { predictorOpenMs: predictor.openMs as number } : {}),
     mode: predictor.mode,
-    bins,
+    bins: t.bins,
     predictedBins: predicted,
-    firstPredictedBin: calBins,
-    calibration: calResult,
+    firstPredictedBin: p.calBins,
+    calibration: t.calResult,
     msPerBin: predicted ? predictor.passes.sumMs / predicted : NaN,
-    wallMsPerBin: predicted ? (performance.now() - predictStart) / predicted : NaN,
+    wallMsPerBin: predicted ? (performance.now() - t.predictStart) / predicted : NaN,
     passMs: predictor.passes.summary(),
     ...('cpuPasses' in predictor && predictor.cpuPasses ? { passCpuMs: (predictor.cpuPasses as LatencyStats).summary() } : {}),
     streamS,
     wallS,
     realTimeFactor: wallS > 0 ? streamS / wallS : NaN,
-    meanPoissonNll: predicted ? nllSum / (predicted * n) : NaN,
-    droppedSpikes: binner.dropped,
+    meanPoissonNll: predicted ? t.nllSum / (predicted * n) : NaN,
+    droppedSpikes: p.binner.dropped,
   };
-  if (out && headerPath) {
-    summary.files = { predictions: join(out, 'predictions.npy'), counts: join(out, 'counts.npy'), header: headerPath };
-    await writeFileAtomic(headerPath, JSON.stringify({ ...header, status, calibrationResult: calResult, summary }, null, 1) + '\n');
-  }
-  return summary;
 }
 
 /** The window the model was trained on: its longest session's bins, within its position embedding. */
