@@ -119,13 +119,29 @@ const RATIOS: [ActivityMetric, ActivityMetric, ActivityMetric][] = [['oracle_rat
 const isTiming = (k: string) => /seconds$/i.test(k);
 const DEFAULT_LABEL = 'model';
 
+/** Raw evaluation values per session and label, as they arrived (later items win). */
+type RawValues = Record<string, Record<string, Record<string, number>>>;
+
 export function summarise(items: readonly Metrics[]): ReportSummary {
+  const { labels, sessions, raw, curves } = collectItems(items);
+  const keys = reportKeys(raw);
+  const perSession = perSessionEntries(raw, sessions, labels, keys);
+  const mean = meansOverSessions(perSession, sessions, labels, keys);
+  const oracle = oracleMeans(perSession, sessions, labels);
+  const training = trainingSummaries(curves);
+  const timings = timingSums(raw, sessions, labels);
+  const spread = spreadOverSessions(raw, sessions, labels, mean);
+  return { labels, sessions, perSession, mean, oracle, training, timings, spread };
+}
+
+/** Sorts the items into training curves and evaluation values; labels in order of first appearance, evaluation first. */
+function collectItems(items: readonly Metrics[]): { labels: string[]; sessions: string[]; raw: RawValues; curves: Record<string, Map<number, TrainingPoint>> } {
   const labels: string[] = [];
   const sessions: string[] = [];
   const addLabel = (l: string) => {
     if (!labels.includes(l)) labels.push(l);
   };
-  const raw: Record<string, Record<string, Record<string, number>>> = {};
+  const raw: RawValues = {};
   const curves: Record<string, Map<number, TrainingPoint>> = {};
 
   items.forEach((m, i) => {
@@ -151,8 +167,11 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
     for (const [k, x] of Object.entries(m.values)) if (typeof x === 'number') entry[k] = x;
   });
   for (const l of Object.keys(curves)) addLabel(l);
+  return { labels, sessions, raw, curves };
+}
 
-  // Which optional keys the run has at all.
+/** The keys every entry carries: the core keys, the optional keys the run has at all, then any other key it has, sorted. */
+function reportKeys(raw: RawValues): string[] {
   const present = new Set<string>();
   for (const s of Object.values(raw)) for (const e of Object.values(s)) for (const k of Object.keys(e)) present.add(k);
   for (const t of TASKS) {
@@ -161,7 +180,11 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
   }
   const keys = [...CORE_KEYS, ...OPTIONAL_KEYS.filter((k) => present.has(k))];
   const extra = [...present].filter((k) => !keys.includes(k)).sort();
+  return [...keys, ...extra];
+}
 
+/** Every (session, label) entry over `keys`, non-finite values as null, the oracle ratios filled in. */
+function perSessionEntries(raw: RawValues, sessions: string[], labels: string[], keys: string[]): ReportSummary['perSession'] {
   const perSession: ReportSummary['perSession'] = {};
   for (const sid of sessions) {
     perSession[sid] = {};
@@ -169,44 +192,56 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
       const v = raw[sid]?.[label];
       if (!v) continue;
       const entry: Entry = {};
-      for (const k of [...keys, ...extra]) entry[k] = finite(v[k]) ? v[k] : null;
-      // The model / oracle ratio, when the evaluator gave the oracle but not the ratio.
-      for (const t of TASKS) {
-        for (const [ratio, bps, of] of RATIOS) {
-          const rk = key(t, ratio);
-          if (!(rk in entry) || entry[rk] !== null) continue;
-          const model = entry[key(t, bps)];
-          const oracle = entry[key(t, of)];
-          entry[rk] = model !== null && oracle !== null && oracle > 0 ? model / oracle : null;
-        }
-      }
+      for (const k of keys) entry[k] = finite(v[k]) ? v[k] : null;
+      fillRatios(entry);
       perSession[sid][label] = entry;
     }
   }
+  return perSession;
+}
 
+/** The model / oracle ratio, when the evaluator gave the oracle but not the ratio. */
+function fillRatios(entry: Entry): void {
+  for (const t of TASKS) {
+    for (const [ratio, bps, of] of RATIOS) {
+      const rk = key(t, ratio);
+      if (!(rk in entry) || entry[rk] !== null) continue;
+      const model = entry[key(t, bps)];
+      const oracle = entry[key(t, of)];
+      entry[rk] = model !== null && oracle !== null && oracle > 0 ? model / oracle : null;
+    }
+  }
+}
+
+const meanOf = (xs: number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+
+/** Per label, each key's mean over the sessions that have it. */
+function meansOverSessions(perSession: ReportSummary['perSession'], sessions: string[], labels: string[], keys: string[]): ReportSummary['mean'] {
   const mean: ReportSummary['mean'] = {};
   for (const label of labels) {
     const rows = sessions.map((s) => perSession[s][label]).filter((e): e is Entry => !!e);
     if (!rows.length) continue;
     const m: Entry & { sessions: number } = { sessions: rows.length };
-    for (const k of [...keys, ...extra]) {
-      const xs = rows.map((r) => r[k]).filter(finite);
-      m[k] = xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
-    }
+    for (const k of keys) m[k] = meanOf(rows.map((r) => r[k]).filter(finite));
     mean[label] = m;
   }
+  return mean;
+}
 
+/** The oracle per task, mean over every (session, label) entry that has it. */
+function oracleMeans(perSession: ReportSummary['perSession'], sessions: string[], labels: string[]): ReportSummary['oracle'] {
   const oracle: ReportSummary['oracle'] = {};
+  const pick = (k: string) => meanOf(sessions.flatMap((s) => labels.map((l) => perSession[s][l]?.[k])).filter(finite));
   for (const t of TASKS) {
-    const pick = (k: string) => {
-      const xs = sessions.flatMap((s) => labels.map((l) => perSession[s][l]?.[k])).filter(finite);
-      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
-    };
     const bps = pick(key(t, 'oracle_bps'));
     const pooled = pick(key(t, 'oracle_bps_pooled'));
     if (bps !== null || pooled !== null) oracle[t] = { bps, pooled };
   }
+  return oracle;
+}
 
+/** Per label: the curve by epoch, its best epoch, final and best losses, and the seconds summed. */
+function trainingSummaries(curves: Record<string, Map<number, TrainingPoint>>): ReportSummary['training'] {
   const training: ReportSummary['training'] = {};
   for (const [label, byEpoch] of Object.entries(curves)) {
     const curve = [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
@@ -223,7 +258,11 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
       curve,
     };
   }
+  return training;
+}
 
+/** Per label, every timing key summed over sessions. */
+function timingSums(raw: RawValues, sessions: string[], labels: string[]): ReportSummary['timings'] {
   const timings: ReportSummary['timings'] = {};
   for (const label of labels) {
     const t: Record<string, number> = {};
@@ -234,7 +273,11 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
     }
     if (Object.keys(t).length) timings[label] = t;
   }
+  return timings;
+}
 
+/** Per label and task from the metrics alone: unit counts summed over sessions, quantiles as the mean of each session's. */
+function spreadOverSessions(raw: RawValues, sessions: string[], labels: string[], mean: ReportSummary['mean']): ReportSummary['spread'] {
   const spread: ReportSummary['spread'] = {};
   for (const label of labels) {
     const rows = sessions.map((sid) => raw[sid]?.[label]).filter((v): v is Record<string, number> => !!v);
@@ -244,10 +287,7 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
         const xs = rows.map((v) => v[key(t, k)]).filter(finite);
         return xs.length ? xs.reduce((a, b) => a + b, 0) : null;
       };
-      const avg = (k: string) => {
-        const xs = rows.map((v) => v[k]).filter(finite);
-        return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
-      };
+      const avg = (k: string) => meanOf(rows.map((v) => v[k]).filter(finite));
       (spread[label] ??= {})[t] = {
         scored: sum('evaluated'),
         silent: sum('silent'),
@@ -259,8 +299,7 @@ export function summarise(items: readonly Metrics[]): ReportSummary {
       };
     }
   }
-
-  return { labels, sessions, perSession, mean, oracle, training, timings, spread };
+  return spread;
 }
 
 /** One metric compared across model labels (higher is better for every metric reported). */
