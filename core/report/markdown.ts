@@ -24,99 +24,13 @@ export function reportMarkdown(x: MarkdownInput): string {
       `Tensor backend: ${x.backend ?? 'unknown'}. All figures are on the test split, means over sessions; higher is better for every metric below.`,
     '',
   );
-
   if (evaluated.length) {
-    const hasOracle = TASKS.some((t) => s.oracle[t]);
-    out.push('## Neural activity (bits/spike)', '');
-    out.push('Per-neuron mean (neurons with no test spikes excluded and counted, see the spread below), the headline figure:', '');
-    out.push(
-      table(
-        ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
-        TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][key(t, 'bps')])), ...(hasOracle ? [fmt(s.oracle[t]?.bps)] : [])]),
-      ),
-      '',
-    );
-    out.push(...spreadSection(s, evaluated));
-    out.push('Pooled over all evaluated neurons (NLB style):', '');
-    out.push(
-      table(
-        ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
-        TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][key(t, 'bps_pooled')])), ...(hasOracle ? [fmt(s.oracle[t]?.pooled)] : [])]),
-      ),
-      '',
-    );
-    if (hasOracle) {
-      out.push('Fraction of the oracle (model / oracle per-neuron mean, per session, then averaged):', '');
-      out.push(table(['task', ...evaluated], TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => pct(s.mean[l][key(t, 'oracle_ratio')]))])), '');
-    }
-
-    const behaviour: [string, string, string | null][] = decodingTasks().map((d) => [d.tableTitle, scoreKey(d), d.chance ? chanceKey(d) : null]);
-    const chanceOf = (k: string) => {
-      const xs = evaluated.map((l) => s.mean[l][k]).filter((v): v is number => v !== null && v !== undefined);
-      return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
-    };
-    const decoded = behaviour.some(([, k]) => evaluated.some((l) => s.mean[l][k] !== null && s.mean[l][k] !== undefined));
-    out.push('## Behaviour decoding', '');
-    // A run without decoding (evaluate's decoding: false) gets a line, not a table of n/a.
-    if (!decoded) out.push('No behaviour was decoded in this run.', '');
-    else {
-      out.push(
-        table(
-          ['target', ...evaluated, 'chance'],
-          behaviour.map(([name, k, chance]) => [name, ...evaluated.map((l) => fmt(s.mean[l][k])), chance ? fmt(chanceOf(chance)) : '0 (R²)']),
-        ),
-        '',
-      );
-    }
-
-    out.push('## Which model is better', '');
-    for (const k of COMPARISON_KEYS) {
-      const c = compare(s, k);
-      if (c) out.push(`- ${comparisonSentence(c)}`);
-    }
-    for (const d of decodingTasks().filter((x) => x.chance)) out.push(...chanceLines(s, evaluated, d.column ?? d.stem, scoreKey(d), chanceOf(chanceKey(d))));
-    for (const t of TASKS) {
-      const o = s.oracle[t];
-      if (!o || o.bps === null) continue;
-      const parts = evaluated.map((l) => `${l} ${pct(s.mean[l][key(t, 'oracle_ratio')])}`);
-      out.push(`- ${cap(TASK_TITLES[t])}: the oracle (true rates) scores ${fmt(o.bps)}; share of it reached: ${parts.join(', ')}.`);
-    }
-    out.push('');
-
-    if (s.sessions.length > 1) {
-      out.push('## Per session', '');
-      const shown = decodingTasks().filter((d) => d.column);
-      const head = ['session', 'model', ...TASKS.map((t) => TASK_TITLES[t]), ...shown.map((d) => d.column!)];
-      const rows: string[][] = [];
-      for (const sid of s.sessions) {
-        for (const l of evaluated) {
-          const e = s.perSession[sid][l];
-          if (e) rows.push([sid, l, ...TASKS.map((t) => fmt(e[key(t, 'bps')])), ...shown.map((d) => fmt(e[scoreKey(d)]))]);
-        }
-      }
-      out.push(table(head, rows), '');
-    }
+    out.push(...activitySection(s, evaluated), ...behaviourSection(s, evaluated), ...comparisonSection(s, evaluated));
+    if (s.sessions.length > 1) out.push(...perSessionSection(s, evaluated));
   } else {
     out.push('No evaluation metrics arrived: only training is reported.', '');
   }
-
-  const trained = Object.entries(s.training);
-  if (trained.length) {
-    out.push('## Training', '');
-    out.push(
-      table(
-        ['model', 'epochs', 'best epoch', 'final training loss', 'best validation loss', 'training time (s)'],
-        trained.map(([l, t]) => [l, String(t.epochs), t.bestEpoch === null ? 'n/a' : String(t.bestEpoch), fmt(t.finalTrainLoss, 4), fmt(t.bestValLoss, 4), t.seconds.toFixed(1)]),
-      ),
-      '',
-    );
-  }
-  const timed = Object.entries(s.timings);
-  if (timed.length) {
-    out.push('## Evaluation time', '');
-    out.push(table(['model', 'measure', 'seconds (sum over sessions)'], timed.flatMap(([l, t]) => Object.entries(t).map(([k, v]) => [l, k, v.toFixed(2)]))), '');
-  }
-
+  out.push(...trainingSection(s), ...timingSection(s));
   if (x.plots.length) {
     out.push('## Plots', '');
     for (const [caption, file] of x.plots) out.push(`![${caption}](${file})`, '');
@@ -127,6 +41,111 @@ export function reportMarkdown(x: MarkdownInput): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+/** Bits/spike per task: the per-neuron mean, its spread, the pooled figure and the fraction of the oracle. */
+function activitySection(s: ReportSummary, evaluated: string[]): string[] {
+  const hasOracle = TASKS.some((t) => s.oracle[t]);
+  const out: string[] = ['## Neural activity (bits/spike)', ''];
+  out.push('Per-neuron mean (neurons with no test spikes excluded and counted, see the spread below), the headline figure:', '');
+  out.push(
+    table(
+      ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
+      TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][key(t, 'bps')])), ...(hasOracle ? [fmt(s.oracle[t]?.bps)] : [])]),
+    ),
+    '',
+  );
+  out.push(...spreadSection(s, evaluated));
+  out.push('Pooled over all evaluated neurons (NLB style):', '');
+  out.push(
+    table(
+      ['task', ...evaluated, ...(hasOracle ? ['oracle'] : [])],
+      TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => fmt(s.mean[l][key(t, 'bps_pooled')])), ...(hasOracle ? [fmt(s.oracle[t]?.pooled)] : [])]),
+    ),
+    '',
+  );
+  if (hasOracle) {
+    out.push('Fraction of the oracle (model / oracle per-neuron mean, per session, then averaged):', '');
+    out.push(table(['task', ...evaluated], TASKS.map((t) => [TASK_TITLES[t], ...evaluated.map((l) => pct(s.mean[l][key(t, 'oracle_ratio')]))])), '');
+  }
+  return out;
+}
+
+/** A chance key's mean over the evaluated labels that have it. */
+function meanChance(s: ReportSummary, evaluated: string[], k: string): number | null {
+  const xs = evaluated.map((l) => s.mean[l][k]).filter((v): v is number => v !== null && v !== undefined);
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+}
+
+/** One row per decoding target against its chance level, or a line when nothing was decoded. */
+function behaviourSection(s: ReportSummary, evaluated: string[]): string[] {
+  const behaviour: [string, string, string | null][] = decodingTasks().map((d) => [d.tableTitle, scoreKey(d), d.chance ? chanceKey(d) : null]);
+  const decoded = behaviour.some(([, k]) => evaluated.some((l) => s.mean[l][k] !== null && s.mean[l][k] !== undefined));
+  const out: string[] = ['## Behaviour decoding', ''];
+  // A run without decoding (evaluate's decoding: false) gets a line, not a table of n/a.
+  if (!decoded) out.push('No behaviour was decoded in this run.', '');
+  else {
+    out.push(
+      table(
+        ['target', ...evaluated, 'chance'],
+        behaviour.map(([name, k, chance]) => [name, ...evaluated.map((l) => fmt(s.mean[l][k])), chance ? fmt(meanChance(s, evaluated, chance)) : '0 (R²)']),
+      ),
+      '',
+    );
+  }
+  return out;
+}
+
+/** One computed sentence per compared metric, then accuracy against chance and the share of the oracle reached. */
+function comparisonSection(s: ReportSummary, evaluated: string[]): string[] {
+  const out: string[] = ['## Which model is better', ''];
+  for (const k of COMPARISON_KEYS) {
+    const c = compare(s, k);
+    if (c) out.push(`- ${comparisonSentence(c)}`);
+  }
+  for (const d of decodingTasks().filter((x) => x.chance)) out.push(...chanceLines(s, evaluated, d.column ?? d.stem, scoreKey(d), meanChance(s, evaluated, chanceKey(d))));
+  for (const t of TASKS) {
+    const o = s.oracle[t];
+    if (!o || o.bps === null) continue;
+    const parts = evaluated.map((l) => `${l} ${pct(s.mean[l][key(t, 'oracle_ratio')])}`);
+    out.push(`- ${cap(TASK_TITLES[t])}: the oracle (true rates) scores ${fmt(o.bps)}; share of it reached: ${parts.join(', ')}.`);
+  }
+  out.push('');
+  return out;
+}
+
+/** One row per (session, model): bits/spike per task and the decoding columns. */
+function perSessionSection(s: ReportSummary, evaluated: string[]): string[] {
+  const shown = decodingTasks().filter((d) => d.column);
+  const head = ['session', 'model', ...TASKS.map((t) => TASK_TITLES[t]), ...shown.map((d) => d.column!)];
+  const rows: string[][] = [];
+  for (const sid of s.sessions) {
+    for (const l of evaluated) {
+      const e = s.perSession[sid][l];
+      if (e) rows.push([sid, l, ...TASKS.map((t) => fmt(e[key(t, 'bps')])), ...shown.map((d) => fmt(e[scoreKey(d)]))]);
+    }
+  }
+  return ['## Per session', '', table(head, rows), ''];
+}
+
+function trainingSection(s: ReportSummary): string[] {
+  const trained = Object.entries(s.training);
+  if (!trained.length) return [];
+  return [
+    '## Training',
+    '',
+    table(
+      ['model', 'epochs', 'best epoch', 'final training loss', 'best validation loss', 'training time (s)'],
+      trained.map(([l, t]) => [l, String(t.epochs), t.bestEpoch === null ? 'n/a' : String(t.bestEpoch), fmt(t.finalTrainLoss, 4), fmt(t.bestValLoss, 4), t.seconds.toFixed(1)]),
+    ),
+    '',
+  ];
+}
+
+function timingSection(s: ReportSummary): string[] {
+  const timed = Object.entries(s.timings);
+  if (!timed.length) return [];
+  return ['## Evaluation time', '', table(['model', 'measure', 'seconds (sum over sessions)'], timed.flatMap(([l, t]) => Object.entries(t).map(([k, v]) => [l, k, v.toFixed(2)]))), ''];
 }
 
 /**
