@@ -10,12 +10,11 @@
 //   logged and written to evaluation.json. Per-neuron results (Parquet), the assembled test-trial
 //   predictions per task (.npy log-rates, NaN where not scored), the test counts and true rates
 //   go to <artifact dir>/<label>/<session>/ for the report stage; one `artifacts` item per folder.
-import { ReplaySubject } from 'rxjs';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
-import type { Artifact, BinnedSession, Metrics, ModelRef } from '../core/payloads.ts';
+import type { BinnedSession, ModelRef } from '../core/payloads.ts';
 import type { ArchitectureModel } from '../core/architecture.ts';
 import { MASKING_MODES, type MaskingMode } from '../core/masking/types.ts';
 import { loadTrainedModel } from '../core/train/checkpoint.ts';
@@ -33,7 +32,6 @@ import {
   type EvalTask, type TaskResult,
 } from '../core/eval/tasks.ts';
 import { createRng, hashString } from '../core/rng.ts';
-import { collectNow } from '../core/runtime/collect.ts';
 
 const modeEnum = z.enum(MASKING_MODES as [MaskingMode, ...MaskingMode[]]);
 const prompt = (task: string, def: MaskingMode) =>
@@ -278,14 +276,8 @@ export const evaluate = defineStage({
   },
   params: evaluateParams,
   create(p, ctx) {
-    return (inputs) => {
-      // Subscribe while the graph is wired: an item sent before we subscribe would be lost.
-      const refsP = collectNow<ModelRef>(inputs.model);
-      const sessionsP = collectNow<BinnedSession>(inputs.sessions);
-      const artifacts = new ReplaySubject<Artifact>();
-
-      async function* run(): AsyncGenerator<Metrics> {
-        const [refs, sessions] = await Promise.all([refsP, sessionsP]);
+    return {
+      async run({ model: refs, sessions }, send) {
         if (refs.length === 0) throw new Error('no model arrived on the model input: nothing to evaluate');
         for (const s of sessions) checkSession(s);
         if (sessions.length === 0) ctx.logger.warn('no sessions arrived: nothing to evaluate');
@@ -305,25 +297,14 @@ export const evaluate = defineStage({
               await writeSessionArtifacts(dir, s, ev, p, { label, modelPath: ref.path, architecture: model.architecture });
               ctx.run.metric(ctx.nodeId, { sessionId: s.sessionId, label, ...ev.values });
               log.info({ seconds: ev.seconds, ...ev.values }, 'session evaluated');
-              artifacts.next({ kind: 'artifact', path: dir, description: `evaluation of ${label} on ${s.sessionId}: per-neuron bps, predictions, evaluation.json`, sessionId: s.sessionId });
-              yield { kind: 'metrics', sessionId: s.sessionId, label, values: ev.values };
+              await send('artifacts', { kind: 'artifact', path: dir, description: `evaluation of ${label} on ${s.sessionId}: per-neuron bps, predictions, evaluation.json`, sessionId: s.sessionId });
+              await send('metrics', { kind: 'metrics', sessionId: s.sessionId, label, values: ev.values });
             }
           } finally {
             model.dispose();
           }
         }
-      }
-      async function* guarded(): AsyncGenerator<Metrics> {
-        try {
-          yield* run();
-        } catch (e) {
-          artifacts.error(e);
-          throw e;
-        } finally {
-          artifacts.complete(); // a no-op after an error
-        }
-      }
-      return { metrics: ctx.source(guarded()), artifacts };
+      },
     };
   },
 });

@@ -17,11 +17,9 @@
 //   each prediction equals the windowed pass over its cache's span, between about half and all of
 //   the window (core/stream/cached-predictor.ts). `cache: off` keeps the windowed pass. The log,
 //   stream.json and the run's metrics say which predictor ran.
-import { ReplaySubject, EMPTY } from 'rxjs';
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import type { ArchitectureContribution } from '../core/architecture.ts';
-import type { Artifact, Metrics, ModelRef } from '../core/payloads.ts';
 import { MASKING_SCHEMES, type MaskingScheme } from '../core/masking/types.ts';
 import { loadTrainedModel } from '../core/train/checkpoint.ts';
 import { openSource, runStream, streamSessionId, trainingWindowBins, type StreamSummary } from '../core/stream/run-stream.ts';
@@ -123,6 +121,25 @@ function summaryMetrics(s: StreamSummary): Record<string, number> {
   return Object.fromEntries(Object.entries(v).filter(([, x]) => Number.isFinite(x)));
 }
 
+/** Runs the stream with a progress bar of bins streamed. */
+async function streamWithProgress(p: StreamPredictParams, modelPath: string, out: string, ctx: StageContext): Promise<StreamSummary> {
+  const bar = ctx.progress('stream', 0);
+  let lastBins = 0;
+  const s = await runStreamPredict(p, modelPath, out, {
+    architectures: ctx.architectures,
+    seed: ctx.seed,
+    signal: ctx.signal,
+    log: (m, f) => ctx.logger.info(f ?? {}, m),
+    onProgress: (pr) => {
+      if (lastBins === 0) bar.setTotal(pr.totalBins);
+      bar.increment(pr.bins - lastBins, `${pr.streamS.toFixed(0)} s streamed, ${(pr.streamS / pr.wallS).toFixed(1)}x real time`);
+      lastBins = pr.bins;
+    },
+  });
+  bar.stop();
+  return s;
+}
+
 export const streamPredict = defineStage({
   id: 'stream-predict',
   version: 1,
@@ -137,51 +154,23 @@ export const streamPredict = defineStage({
   },
   params: streamPredictParams,
   create(p, ctx) {
-    return (inputs) => {
-      const metrics = new ReplaySubject<Metrics>();
-      const connected = ctx.connectedInputs.has('model');
-      if (p.model && connected) throw new Error(`stream-predict '${ctx.nodeId}': both the model param and the model port are set; use one`);
-      const refs = connected ? ctx.pull<ModelRef>(inputs.model ?? EMPTY) : undefined;
-
-      async function* run(): AsyncGenerator<Artifact> {
-        try {
-          let path = p.model;
-          if (refs) {
-            for await (const ref of refs) {
-              if (path) throw new Error(`stream-predict '${ctx.nodeId}': a second model arrived on the model port (${ref.path}); this stage streams one model`);
-              path = ref.path;
-            }
-          }
-          if (!path) throw new Error(`stream-predict '${ctx.nodeId}': no model: set the model param to a model folder, or connect the model port`);
-          const out = p.out || ctx.run.artifactDir(ctx.nodeId);
-          const bar = ctx.progress('stream', 0);
-          let lastBins = 0;
-          const s = await runStreamPredict(p, path, out, {
-            architectures: ctx.architectures,
-            seed: ctx.seed,
-            signal: ctx.signal,
-            log: (m, f) => ctx.logger.info(f ?? {}, m),
-            onProgress: (pr) => {
-              if (lastBins === 0) bar.setTotal(pr.totalBins);
-              bar.increment(pr.bins - lastBins, `${pr.streamS.toFixed(0)} s streamed, ${(pr.streamS / pr.wallS).toFixed(1)}x real time`);
-              lastBins = pr.bins;
-            },
-          });
-          bar.stop();
-          ctx.logger.info(
-            { bins: s.bins, predicted: s.predictedBins, predictor: s.predictor, msPerBin: s.msPerBin, passP99Ms: s.passMs.p99Ms, realTimeFactor: s.realTimeFactor, status: s.status },
-            `streamed ${s.streamS.toFixed(1)} s in ${s.wallS.toFixed(1)} s (${s.predictor} predictor): ${s.msPerBin.toFixed(3)} ms per bin`,
-          );
-          ctx.run.metric(ctx.nodeId, { ...summaryMetrics(s), status: s.status, predictor: s.predictor });
-          metrics.next({ kind: 'metrics', sessionId: s.sessionId, label: 'stream', values: summaryMetrics(s) });
-          metrics.complete();
-          yield { kind: 'artifact', path: out, description: `streamed predictions of ${s.predictedBins} bins x ${s.nNeurons} neurons (predictions.npy, counts.npy, stream.json)`, sessionId: s.sessionId };
-        } catch (e) {
-          metrics.error(e);
-          throw e;
-        }
-      }
-      return { predictions: ctx.source(run()), metrics };
+    const connected = ctx.connectedInputs.has('model');
+    if (p.model && connected) throw new Error(`stream-predict '${ctx.nodeId}': both the model param and the model port are set; use one`);
+    return {
+      async run({ model: refs }, send) {
+        if (refs.length > 1) throw new Error(`stream-predict '${ctx.nodeId}': a second model arrived on the model port (${refs[1].path}); this stage streams one model`);
+        const path = refs[0]?.path ?? p.model;
+        if (!path) throw new Error(`stream-predict '${ctx.nodeId}': no model: set the model param to a model folder, or connect the model port`);
+        const out = p.out || ctx.run.artifactDir(ctx.nodeId);
+        const s = await streamWithProgress(p, path, out, ctx);
+        ctx.logger.info(
+          { bins: s.bins, predicted: s.predictedBins, predictor: s.predictor, msPerBin: s.msPerBin, passP99Ms: s.passMs.p99Ms, realTimeFactor: s.realTimeFactor, status: s.status },
+          `streamed ${s.streamS.toFixed(1)} s in ${s.wallS.toFixed(1)} s (${s.predictor} predictor): ${s.msPerBin.toFixed(3)} ms per bin`,
+        );
+        ctx.run.metric(ctx.nodeId, { ...summaryMetrics(s), status: s.status, predictor: s.predictor });
+        await send('metrics', { kind: 'metrics', sessionId: s.sessionId, label: 'stream', values: summaryMetrics(s) });
+        await send('predictions', { kind: 'artifact', path: out, description: `streamed predictions of ${s.predictedBins} bins x ${s.nNeurons} neurons (predictions.npy, counts.npy, stream.json)`, sessionId: s.sessionId });
+      },
     };
   },
 });

@@ -20,9 +20,9 @@
 // - Interruption (ctx.signal): the step in progress finishes, `last/` is written at that batch,
 //   and the node completes without emitting a model (a rerun into the same folder resumes).
 // - Only the val sampler's first epoch is scored (a val set is fixed).
-// - The model port comes from ctx.source; the metrics port is a replayed subject filled by the
-//   same loop, so a node downstream that reads only the model never holds training back.
-import { EMPTY, ReplaySubject } from 'rxjs';
+// - The model is sent on the first output port, the per-epoch metrics on the second, which the
+//   runtime replays (docs/architecture.md §4.4): a node downstream that reads only the model
+//   never holds training back.
 import { z } from 'zod';
 import { defineStage, type StageContext } from '../core/stage.ts';
 import type { ArchitectureContribution } from '../core/architecture.ts';
@@ -35,7 +35,6 @@ import { trainLoop } from '../core/train/loop.ts';
 import { NanGuard } from '../core/train/nan-guard.ts';
 import { TrainingReporter } from '../core/train/reporter.ts';
 import { TrainingSetup } from '../core/train/setup.ts';
-import { collectNow } from '../core/runtime/collect.ts';
 
 export type { EpochRecord } from '../core/train/loop-state.ts';
 
@@ -112,42 +111,23 @@ export const trainModel = defineStage({
   params: trainModelParams,
   create(p, ctx) {
     const arch = checkArchitecture(p, ctx);
-    return (inputs) => {
-      // Subscribe to every input now, while the graph is being wired: a sampler may emit as soon
-      // as it starts, and an item sent before we subscribe would be lost.
-      const batches = ctx.pull<MaskedBatch>(inputs.train ?? EMPTY)[Symbol.asyncIterator]();
-      const valItems = collectNow<MaskedBatch>(inputs.val);
-      const sessionItems = collectNow<BinnedSession>(inputs.sessions);
-      const initPort = ctx.connectedInputs.has('init');
-      if (initPort && p.init) throw fail(ctx, `both the init param (${p.init}) and the init port are set; use one`);
-      const initItems = initPort ? collectNow<ModelRef>(inputs.init) : undefined;
-      const metrics = new ReplaySubject<Metrics>();
-
-      async function* run(): AsyncGenerator<ModelRef> {
-        try {
-          let init = p.init;
-          if (initItems) {
-            const refs = await initItems;
-            if (refs.length > 1) throw fail(ctx, `${refs.length} models arrived on the init port (${refs.map((r) => r.path).join(', ')}); fine-tuning starts from one`);
-            if (!refs.length) {
-              if (!ctx.signal.aborted) throw fail(ctx, `no model arrived on the init port: the node feeding it ended without a model`);
-              ctx.logger.warn('interrupted before the pretrained model arrived on the init port: nothing trained');
-              metrics.complete();
-              return;
-            }
-            init = refs[0].path;
+    const initPort = ctx.connectedInputs.has('init');
+    if (initPort && p.init) throw fail(ctx, `both the init param (${p.init}) and the init port are set; use one`);
+    return {
+      async run({ train: batches, val, sessions, init: initRefs }, send) {
+        let init = p.init;
+        if (initPort) {
+          if (initRefs.length > 1) throw fail(ctx, `${initRefs.length} models arrived on the init port (${initRefs.map((r) => r.path).join(', ')}); fine-tuning starts from one`);
+          if (!initRefs.length) {
+            if (!ctx.signal.aborted) throw fail(ctx, `no model arrived on the init port: the node feeding it ended without a model`);
+            ctx.logger.warn('interrupted before the pretrained model arrived on the init port: nothing trained');
+            return;
           }
-          const ref = await train(arch, { ...p, init }, ctx, batches, await valItems, await sessionItems, (m) => metrics.next(m));
-          metrics.complete();
-          if (ref) yield ref;
-        } catch (e) {
-          metrics.error(e);
-          throw e;
-        } finally {
-          await batches.return?.();
+          init = initRefs[0].path;
         }
-      }
-      return { model: ctx.source(run()), metrics };
+        const ref = await train(arch, { ...p, init }, ctx, batches[Symbol.asyncIterator](), val, sessions, (m) => void send('metrics', m));
+        if (ref) await send('model', ref);
+      },
     };
   },
 });
