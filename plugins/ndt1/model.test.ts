@@ -298,17 +298,6 @@ test('trainingMeanCounts: mean count per bin over the given trials; a silent neu
   assert.throws(() => trainingMeanCounts(counts, 2, 2, [3]), /trial row 3 is outside the counts \(3 trials\)/);
 });
 
-test('capabilities follow the config (prompt and session tokens, maxBins raised to the longest session); switches name boolean config fields', () => {
-  const a = ndt1Architecture.build({ promptTokens: false, sessionTokens: true, maxBins: 4 }, { sessions: [{ sessionId: 's', nNeurons: 3, nBins: 6 }], seed: 1 });
-  assert.equal(a.capabilities, { promptTokens: false, sessionTokens: true, maxBins: 6 });
-  const b = ndt1Architecture.build({}, { sessions: [{ sessionId: 's', nNeurons: 3, nBins: 6 }], seed: 1 });
-  assert.equal(b.capabilities, { promptTokens: true, sessionTokens: false, maxBins: 100 });
-  const defaults: Record<string, unknown> = ndt1Architecture.configSchema.parse({});
-  assert.equal(Object.values(ndt1Architecture.switches ?? {}).map((f) => typeof defaults[f]), ['boolean', 'boolean']);
-  a.dispose();
-  b.dispose();
-});
-
 test('bad config is refused naming the field', () => {
   const sessions = [{ sessionId: 's', nNeurons: 2, nBins: 2 }];
   assert.throws(() => ndt1Architecture.build({ dModel: 10, heads: 4 }, { sessions, seed: 1 }), /dModel 10 is not divisible by heads 4/);

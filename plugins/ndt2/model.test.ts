@@ -454,17 +454,6 @@ test('neuronBias (default): each neuron starts at its own mean rate, at build an
   plain.dispose();
 });
 
-test('capabilities follow the config (prompt and session tokens, maxBins raised to the longest session); switches name boolean config fields', () => {
-  const a = ndt2Architecture.build({ promptTokens: false, sessionTokens: true, maxBins: 4 }, { sessions: [{ sessionId: 's', nNeurons: 3, nBins: 6 }], seed: 1 });
-  assert.equal(a.capabilities, { promptTokens: false, sessionTokens: true, maxBins: 6 });
-  const b = ndt2Architecture.build({}, { sessions: [{ sessionId: 's', nNeurons: 3, nBins: 6 }], seed: 1 });
-  assert.equal(b.capabilities, { promptTokens: true, sessionTokens: false, maxBins: 100 });
-  const defaults: Record<string, unknown> = ndt2Architecture.configSchema.parse({});
-  assert.equal(Object.values(ndt2Architecture.switches ?? {}).map((f) => typeof defaults[f]), ['boolean', 'boolean']);
-  a.dispose();
-  b.dispose();
-});
-
 test('bad config is refused naming the field; every field has a default and a description', () => {
   const sessions = [{ sessionId: 's', nNeurons: 2, nBins: 2 }];
   assert.throws(() => ndt2Architecture.build({ dModel: 10, heads: 4 }, { sessions, seed: 1 }), /dModel 10 is not divisible by heads 4/);
