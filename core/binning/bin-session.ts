@@ -10,7 +10,7 @@ import type { AllenRegions } from '../atlas/regions.ts';
 import { binCount, binSpikes, columnTable } from './bin-spikes.ts';
 import { allocCounts, type AllocCountsOptions } from './prefault.ts';
 import { filterTrials, splitTrials, trialBehaviour, type FilterResult, type TrialFilter } from './trials.ts';
-import { expectedCountsFromGrid, meanPerBin, wheelSpeedPerBin, type RateGrid } from './per-bin.ts';
+import { expectedCountsFromGrid, meanPerBin, wheelSpeedPerBin, type BinGrid, type RateGrid } from './per-bin.ts';
 
 export interface BinSessionOptions extends TrialFilter {
   binSizeMs: number;
@@ -92,75 +92,13 @@ export function binSession(trains: SpikeTrains, o: BinSessionOptions, extras: { 
   const align = trains.trials[o.alignEvent];
   const alignTimes = Float64Array.from(kept, (i) => align[i]);
 
-  // Neurons: probes by name, then cluster id ascending.
-  const wanted = new Set(o.probes);
-  const probes = trains.probes.filter((p) => wanted.size === 0 || wanted.has(p.probe)).sort((a, b) => (a.probe < b.probe ? -1 : a.probe > b.probe ? 1 : 0));
-  if (wanted.size) {
-    const missing = o.probes.filter((name) => !probes.some((p) => p.probe === name));
-    if (missing.length) throw new Error(`${where}: no probe ${missing.join(', ')} (it has ${trains.probes.map((p) => p.probe).join(', ') || 'none'})`);
-  }
-  const neurons: NeuronInfo[] = [];
-  const plans: { probe: (typeof probes)[number]; table: Int32Array }[] = [];
-  for (const p of probes) {
-    if (o.goodOnly && !p.clusterGood) {
-      throw new Error(`${where} probe ${p.probe}: goodOnly needs the unit labels of clusters.metrics.pqt, which this probe lacks`);
-    }
-    const atlas = clusterAtlasIds(p);
-    const rows = Array.from(p.clusterIds.keys())
-      .filter((i) => !o.goodOnly || p.clusterGood![i] === 1)
-      .sort((a, b) => p.clusterIds[a] - p.clusterIds[b]);
-    const columns = new Int32Array(p.clusterIds.length).fill(-1);
-    for (const i of rows) {
-      columns[i] = neurons.length;
-      neurons.push({
-        probe: p.probe,
-        clusterId: p.clusterIds[i],
-        atlasId: atlas[i],
-        acronym: '',
-        beryl: '',
-        cosmos: '',
-        depthUm: p.clusterDepthsUm?.[i] ?? NaN,
-        good: p.clusterGood ? p.clusterGood[i] === 1 : false,
-      });
-    }
-    plans.push({ probe: p, table: columnTable(p.clusterIds, columns) });
-  }
-
+  const probes = selectProbes(trains, o.probes, where);
+  const { neurons, plans } = neuronTable(probes, o.goodOnly, where);
   const nNeurons = neurons.length;
-  const alloc = allocCounts(kept.length * nBins * nNeurons, { prefault: o.prefault });
-  const counts = alloc.array;
-  try {
-    for (const { probe: p, table } of plans) {
-      checkSorted(p.times, `${where} probe ${p.probe}`);
-      binSpikes({ times: p.times, clusters: p.clusters, columnOf: table, nNeurons, alignTimes, windowS: o.windowS, binSizeMs: o.binSizeMs, out: counts });
-    }
-  } finally {
-    alloc.done();
-  }
-
-  const grid = { alignTimes, windowS: o.windowS, binSizeMs: o.binSizeMs };
-  const perBin: Record<string, Float32Array> = {};
-  if (trains.wheelPosition && trains.wheelPosition.times.length) {
-    perBin.wheelSpeed = wheelSpeedPerBin(trains.wheelPosition.times, trains.wheelPosition.values, grid);
-  }
-  if (trains.whiskerMotionEnergy && trains.whiskerMotionEnergy.times.length) {
-    perBin.whiskerMotionEnergy = meanPerBin(trains.whiskerMotionEnergy.times, trains.whiskerMotionEnergy.values, grid, `${where} whisker motion energy`);
-  }
-
-  let trueRates: Float32Array | undefined;
-  let trueRatesSkipped: string | undefined;
-  if (extras.truth) {
-    const t = extras.truth;
-    const index = new Map(t.neurons.map((n, j) => [`${n.probe}\u0000${n.clusterId}`, j]));
-    const neuronOf = Int32Array.from(neurons, (n) => index.get(`${n.probe}\u0000${n.clusterId}`) ?? -1);
-    const stimOn = trains.trials.stimOn_times;
-    if (neuronOf.some((j) => j < 0)) trueRatesSkipped = 'some neurons have no true rate';
-    else if (!stimOn || t.grid.nTrials !== stimOn.length) trueRatesSkipped = `the rate grid has ${t.grid.nTrials} trials, the session ${stimOn?.length ?? 0}`;
-    else {
-      trueRates = expectedCountsFromGrid(t.grid, stimOn, kept, grid, neuronOf) ?? undefined;
-      if (!trueRates) trueRatesSkipped = 'the bins reach outside the true-rate grid';
-    }
-  }
+  const counts = countSpikes(plans, { nNeurons, nBins, alignTimes, o, where });
+  const grid: BinGrid = { alignTimes, windowS: o.windowS, binSizeMs: o.binSizeMs };
+  const perBin = behaviourPerBin(trains, grid, where);
+  const { trueRates, trueRatesSkipped } = extras.truth ? trueRatesOf(extras.truth, neurons, trains, kept, grid) : {};
 
   let labelled = neurons;
   if (extras.regions) labelled = labelNeurons(neurons, extras.regions, 'allen').neurons;
@@ -185,4 +123,96 @@ export function binSession(trains: SpikeTrains, o: BinSessionOptions, extras: { 
     ...(trueRates ? { trueRates } : {}),
   };
   return { session, filter, ...(trueRatesSkipped ? { trueRatesSkipped } : {}) };
+}
+
+type Probe = SpikeTrains['probes'][number];
+
+/** The probes named in `names` (all when empty), sorted by name; a named probe the session lacks is an error. */
+function selectProbes(trains: SpikeTrains, names: readonly string[], where: string): Probe[] {
+  const wanted = new Set(names);
+  const probes = trains.probes.filter((p) => wanted.size === 0 || wanted.has(p.probe)).sort((a, b) => (a.probe < b.probe ? -1 : a.probe > b.probe ? 1 : 0));
+  if (wanted.size) {
+    const missing = names.filter((name) => !probes.some((p) => p.probe === name));
+    if (missing.length) throw new Error(`${where}: no probe ${missing.join(', ')} (it has ${trains.probes.map((p) => p.probe).join(', ') || 'none'})`);
+  }
+  return probes;
+}
+
+/** The neuron table (probes in order, then cluster id ascending) and, per probe, the column of each cluster. */
+function neuronTable(probes: Probe[], goodOnly: boolean, where: string): { neurons: NeuronInfo[]; plans: { probe: Probe; table: Int32Array }[] } {
+  const neurons: NeuronInfo[] = [];
+  const plans: { probe: Probe; table: Int32Array }[] = [];
+  for (const p of probes) {
+    if (goodOnly && !p.clusterGood) {
+      throw new Error(`${where} probe ${p.probe}: goodOnly needs the unit labels of clusters.metrics.pqt, which this probe lacks`);
+    }
+    const atlas = clusterAtlasIds(p);
+    const rows = Array.from(p.clusterIds.keys())
+      .filter((i) => !goodOnly || p.clusterGood![i] === 1)
+      .sort((a, b) => p.clusterIds[a] - p.clusterIds[b]);
+    const columns = new Int32Array(p.clusterIds.length).fill(-1);
+    for (const i of rows) {
+      columns[i] = neurons.length;
+      neurons.push({
+        probe: p.probe,
+        clusterId: p.clusterIds[i],
+        atlasId: atlas[i],
+        acronym: '',
+        beryl: '',
+        cosmos: '',
+        depthUm: p.clusterDepthsUm?.[i] ?? NaN,
+        good: p.clusterGood ? p.clusterGood[i] === 1 : false,
+      });
+    }
+    plans.push({ probe: p, table: columnTable(p.clusterIds, columns) });
+  }
+  return { neurons, plans };
+}
+
+/** The counts (trials x bins x neurons), every probe binned into its columns. */
+function countSpikes(
+  plans: { probe: Probe; table: Int32Array }[],
+  c: { nNeurons: number; nBins: number; alignTimes: Float64Array; o: BinSessionOptions; where: string },
+): Int32Array {
+  const { nNeurons, alignTimes, o } = c;
+  const alloc = allocCounts(alignTimes.length * c.nBins * nNeurons, { prefault: o.prefault });
+  const counts = alloc.array;
+  try {
+    for (const { probe: p, table } of plans) {
+      checkSorted(p.times, `${c.where} probe ${p.probe}`);
+      binSpikes({ times: p.times, clusters: p.clusters, columnOf: table, nNeurons, alignTimes, windowS: o.windowS, binSizeMs: o.binSizeMs, out: counts });
+    }
+  } finally {
+    alloc.done();
+  }
+  return counts;
+}
+
+/** Behaviour series sampled on the bins: wheel speed and whisker motion energy, where the session has them. */
+function behaviourPerBin(trains: SpikeTrains, grid: BinGrid, where: string): Record<string, Float32Array> {
+  const perBin: Record<string, Float32Array> = {};
+  if (trains.wheelPosition && trains.wheelPosition.times.length) {
+    perBin.wheelSpeed = wheelSpeedPerBin(trains.wheelPosition.times, trains.wheelPosition.values, grid);
+  }
+  if (trains.whiskerMotionEnergy && trains.whiskerMotionEnergy.times.length) {
+    perBin.whiskerMotionEnergy = meanPerBin(trains.whiskerMotionEnergy.times, trains.whiskerMotionEnergy.values, grid, `${where} whisker motion energy`);
+  }
+  return perBin;
+}
+
+/** Expected counts of the kept trials' bins from the simulator's true rates, or why there are none. */
+function trueRatesOf(
+  t: SimTruth,
+  neurons: NeuronInfo[],
+  trains: SpikeTrains,
+  kept: Int32Array,
+  grid: BinGrid,
+): { trueRates?: Float32Array; trueRatesSkipped?: string } {
+  const index = new Map(t.neurons.map((n, j) => [`${n.probe}\u0000${n.clusterId}`, j]));
+  const neuronOf = Int32Array.from(neurons, (n) => index.get(`${n.probe}\u0000${n.clusterId}`) ?? -1);
+  const stimOn = trains.trials.stimOn_times;
+  if (neuronOf.some((j) => j < 0)) return { trueRatesSkipped: 'some neurons have no true rate' };
+  if (!stimOn || t.grid.nTrials !== stimOn.length) return { trueRatesSkipped: `the rate grid has ${t.grid.nTrials} trials, the session ${stimOn?.length ?? 0}` };
+  const trueRates = expectedCountsFromGrid(t.grid, stimOn, kept, grid, neuronOf) ?? undefined;
+  return trueRates ? { trueRates } : { trueRatesSkipped: 'the bins reach outside the true-rate grid' };
 }
