@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
 import type { ProbeSpikes, SpikeTrains, TimeSeries } from '../payloads.ts';
 import { readNpy, type NpyArray } from '../io/npy.ts';
-import { readParquet } from '../io/parquet.ts';
+import { readParquet, type ParquetTable } from '../io/parquet.ts';
 import { loadTrials, npyToFloat64, trialsFiles, type Trials } from './trials.ts';
 
 export interface LoadSpikeTrainsOptions {
@@ -143,57 +143,13 @@ function sortSpikes(times: Float64Array, clusters: Int32Array): { times: Float64
 
 /** Load one probe's spike sorting from its collection folder (see probeCollection). */
 export async function loadProbeSpikes(dir: string, probe: string, log: (msg: string) => void = () => {}): Promise<ProbeSpikes> {
-  const timesFile = join(dir, SPIKES_TIMES);
-  const clustersFile = join(dir, SPIKES_CLUSTERS);
-  const timesArr = await readRequired(dir, SPIKES_TIMES, 'spike times in seconds');
-  const clustersArr = await readRequired(dir, SPIKES_CLUSTERS, 'cluster id of each spike');
-  if (Array.isArray(timesArr.data)) throw new Error(`${timesFile}: holds ${timesArr.dtype} values, expected float64 seconds`);
-  let times = timesArr.data instanceof Float64Array ? timesArr.data : Float64Array.from(timesArr.data);
-  let clusters = toInt32(clustersArr, clustersFile);
-  if (times.length !== clusters.length) {
-    throw new Error(`${clustersFile}: has ${clusters.length} spikes but ${SPIKES_TIMES} has ${times.length}`);
-  }
-  let sorted = true;
-  for (let i = 0; i < times.length; i++) {
-    const t = times[i];
-    if (Number.isNaN(t)) throw new Error(`${timesFile}: spike ${i} has a NaN time`);
-    if (i > 0 && t < times[i - 1]) sorted = false;
-  }
-  if (!sorted) {
-    ({ times, clusters } = sortSpikes(times, clusters));
-    log(`${timesFile}: spike times were not sorted; sorted them (with their clusters)`);
-  }
-
-  // The clusters.* arrays are parallel tables: row i describes cluster id i.
-  const channels = await readOptional(dir, 'clusters.channels.npy');
-  const depths = await readOptional(dir, 'clusters.depths.npy');
-  const clusterAtlas = await readOptional(dir, 'clusters.brainLocationIds_ccf_2017.npy');
-  const channelAtlas = await readOptional(dir, 'channels.brainLocationIds_ccf_2017.npy');
-  const metricsFile = join(dir, 'clusters.metrics.pqt');
-  const metrics = (await hasFile(dir, 'clusters.metrics.pqt')) ? await readParquet(metricsFile) : undefined;
-
-  const sizes: Array<[string, number]> = [];
-  if (channels) sizes.push([channels.file, channels.a.data.length]);
-  if (depths) sizes.push([depths.file, depths.a.data.length]);
-  if (clusterAtlas) sizes.push([clusterAtlas.file, clusterAtlas.a.data.length]);
-  let nClusters: number;
-  if (sizes.length) {
-    nClusters = sizes[0][1];
-    for (const [file, n] of sizes) {
-      if (n !== nClusters) throw new Error(`${file}: has ${n} clusters but ${basename(sizes[0][0])} has ${nClusters}`);
-    }
-  } else if (metrics && !metrics.columnNames.includes('cluster_id')) {
-    nClusters = metrics.numRows;
-  } else {
-    let max = -1;
-    for (const c of clusters) if (c > max) max = c;
-    nClusters = max + 1;
-    log(`${dir}: no clusters.* arrays; assuming clusters 0..${max} from ${SPIKES_CLUSTERS}`);
-  }
+  const { times, clusters } = await readSpikes(dir, log);
+  const tables = await readClusterTables(dir);
+  const nClusters = clusterCount(tables, clusters, dir, log);
   for (let i = 0; i < clusters.length; i++) {
     const c = clusters[i];
     if (c < 0 || c >= nClusters) {
-      throw new Error(`${clustersFile}: spike ${i} has cluster id ${c}, outside the clusters table (0..${nClusters - 1})`);
+      throw new Error(`${join(dir, SPIKES_CLUSTERS)}: spike ${i} has cluster id ${c}, outside the clusters table (0..${nClusters - 1})`);
     }
   }
 
@@ -203,42 +159,119 @@ export async function loadProbeSpikes(dir: string, probe: string, log: (msg: str
     clusters,
     clusterIds: Int32Array.from({ length: nClusters }, (_, i) => i),
   };
+  const { channels, depths, clusterAtlas, channelAtlas, metrics } = tables;
   if (channels) out.clusterChannels = toInt32(channels.a, channels.file);
   if (depths) out.clusterDepthsUm = npyToFloat64(depths.a, depths.file);
   if (clusterAtlas) out.clusterAtlasIds = toInt32(clusterAtlas.a, clusterAtlas.file);
   if (channelAtlas) {
     out.channelAtlasIds = toInt32(channelAtlas.a, channelAtlas.file);
-    if (out.clusterChannels) {
-      const nCh = out.channelAtlasIds.length;
-      out.clusterChannels.forEach((ch, i) => {
-        if (ch < 0 || ch >= nCh) {
-          throw new Error(`${channels!.file}: cluster ${i} is on channel ${ch}, outside ${basename(channelAtlas.file)} (${nCh} channels)`);
-        }
-      });
-    }
+    if (out.clusterChannels) checkChannels(out.clusterChannels, out.channelAtlasIds.length, channels!.file, channelAtlas.file);
   }
   if (metrics) {
-    if (!metrics.columnNames.includes('label')) {
-      log(`${metricsFile}: no "label" column; good-unit flags unavailable`);
-    } else {
-      const good = new Uint8Array(nClusters);
-      const label = metrics.columns.label;
-      const ids = metrics.columns.cluster_id;
-      if (!ids && metrics.numRows !== nClusters) {
-        throw new Error(`${metricsFile}: has ${metrics.numRows} rows but the clusters table has ${nClusters} (and no cluster_id column to match them)`);
-      }
-      for (let r = 0; r < metrics.numRows; r++) {
-        const id = ids ? ids[r] : r;
-        if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= nClusters) {
-          throw new Error(`${metricsFile}: column "cluster_id" row ${r} is ${JSON.stringify(id)}, outside the clusters table (0..${nClusters - 1})`);
-        }
-        // IBL's label is the fraction of quality metrics passed: only 1 is a good unit.
-        good[id] = label[r] === 1 || label[r] === true ? 1 : 0;
-      }
-      out.clusterGood = good;
-    }
+    const good = goodUnits(metrics, tables.metricsFile, nClusters, log);
+    if (good) out.clusterGood = good;
   }
   return out;
+}
+
+/** spikes.times and spikes.clusters, checked parallel and free of NaN, sorted by time when they were not. */
+async function readSpikes(dir: string, log: (msg: string) => void): Promise<{ times: Float64Array; clusters: Int32Array }> {
+  const timesFile = join(dir, SPIKES_TIMES);
+  const clustersFile = join(dir, SPIKES_CLUSTERS);
+  const timesArr = await readRequired(dir, SPIKES_TIMES, 'spike times in seconds');
+  const clustersArr = await readRequired(dir, SPIKES_CLUSTERS, 'cluster id of each spike');
+  if (Array.isArray(timesArr.data)) throw new Error(`${timesFile}: holds ${timesArr.dtype} values, expected float64 seconds`);
+  const times = timesArr.data instanceof Float64Array ? timesArr.data : Float64Array.from(timesArr.data);
+  const clusters = toInt32(clustersArr, clustersFile);
+  if (times.length !== clusters.length) {
+    throw new Error(`${clustersFile}: has ${clusters.length} spikes but ${SPIKES_TIMES} has ${times.length}`);
+  }
+  let sorted = true;
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i];
+    if (Number.isNaN(t)) throw new Error(`${timesFile}: spike ${i} has a NaN time`);
+    if (i > 0 && t < times[i - 1]) sorted = false;
+  }
+  if (sorted) return { times, clusters };
+  const resorted = sortSpikes(times, clusters);
+  log(`${timesFile}: spike times were not sorted; sorted them (with their clusters)`);
+  return resorted;
+}
+
+type Optional = Awaited<ReturnType<typeof readOptional>>;
+
+/** The probe's optional per-cluster and per-channel tables. */
+interface ClusterTables {
+  channels: Optional;
+  depths: Optional;
+  clusterAtlas: Optional;
+  channelAtlas: Optional;
+  metrics: ParquetTable | undefined;
+  metricsFile: string;
+}
+
+async function readClusterTables(dir: string): Promise<ClusterTables> {
+  // The clusters.* arrays are parallel tables: row i describes cluster id i.
+  const channels = await readOptional(dir, 'clusters.channels.npy');
+  const depths = await readOptional(dir, 'clusters.depths.npy');
+  const clusterAtlas = await readOptional(dir, 'clusters.brainLocationIds_ccf_2017.npy');
+  const channelAtlas = await readOptional(dir, 'channels.brainLocationIds_ccf_2017.npy');
+  const metricsFile = join(dir, 'clusters.metrics.pqt');
+  const metrics = (await hasFile(dir, 'clusters.metrics.pqt')) ? await readParquet(metricsFile) : undefined;
+  return { channels, depths, clusterAtlas, channelAtlas, metrics, metricsFile };
+}
+
+/** The clusters table's length: the clusters.* arrays (which must agree), else the metrics rows, else the largest spike cluster id + 1. */
+function clusterCount(tables: ClusterTables, clusters: Int32Array, dir: string, log: (msg: string) => void): number {
+  const { channels, depths, clusterAtlas, metrics } = tables;
+  const sizes: Array<[string, number]> = [];
+  if (channels) sizes.push([channels.file, channels.a.data.length]);
+  if (depths) sizes.push([depths.file, depths.a.data.length]);
+  if (clusterAtlas) sizes.push([clusterAtlas.file, clusterAtlas.a.data.length]);
+  if (sizes.length) {
+    const nClusters = sizes[0][1];
+    for (const [file, n] of sizes) {
+      if (n !== nClusters) throw new Error(`${file}: has ${n} clusters but ${basename(sizes[0][0])} has ${nClusters}`);
+    }
+    return nClusters;
+  }
+  if (metrics && !metrics.columnNames.includes('cluster_id')) return metrics.numRows;
+  let max = -1;
+  for (const c of clusters) if (c > max) max = c;
+  log(`${dir}: no clusters.* arrays; assuming clusters 0..${max} from ${SPIKES_CLUSTERS}`);
+  return max + 1;
+}
+
+/** Every cluster's channel must be a row of the channels' atlas table. */
+function checkChannels(clusterChannels: Int32Array, nCh: number, channelsFile: string, channelAtlasFile: string): void {
+  clusterChannels.forEach((ch, i) => {
+    if (ch < 0 || ch >= nCh) {
+      throw new Error(`${channelsFile}: cluster ${i} is on channel ${ch}, outside ${basename(channelAtlasFile)} (${nCh} channels)`);
+    }
+  });
+}
+
+/** Good-unit flags per cluster from clusters.metrics.pqt's label column; undefined (with a log line) without one. */
+function goodUnits(metrics: ParquetTable, metricsFile: string, nClusters: number, log: (msg: string) => void): Uint8Array | undefined {
+  if (!metrics.columnNames.includes('label')) {
+    log(`${metricsFile}: no "label" column; good-unit flags unavailable`);
+    return undefined;
+  }
+  const good = new Uint8Array(nClusters);
+  const label = metrics.columns.label;
+  const ids = metrics.columns.cluster_id;
+  if (!ids && metrics.numRows !== nClusters) {
+    throw new Error(`${metricsFile}: has ${metrics.numRows} rows but the clusters table has ${nClusters} (and no cluster_id column to match them)`);
+  }
+  for (let r = 0; r < metrics.numRows; r++) {
+    const id = ids ? ids[r] : r;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= nClusters) {
+      throw new Error(`${metricsFile}: column "cluster_id" row ${r} is ${JSON.stringify(id)}, outside the clusters table (0..${nClusters - 1})`);
+    }
+    // IBL's label is the fraction of quality metrics passed: only 1 is a good unit.
+    good[id] = label[r] === 1 || label[r] === true ? 1 : 0;
+  }
+  return good;
 }
 
 /** A behaviour time series from two parallel files; absent (with a log line) if either is missing or they disagree. */
