@@ -2,7 +2,7 @@
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { from, lastValueFrom, toArray, type Observable } from 'rxjs';
+import { Subject, from, lastValueFrom, toArray, type Observable } from 'rxjs';
 import pino from 'pino';
 import { createRng, hashString } from './rng.ts';
 import { pulledIterable } from './runtime/demand.ts';
@@ -45,6 +45,12 @@ export function testContext(nodeId = 'test', seed = 1, root = tempDir()): StageC
     architectures: new Map(),
     connectedInputs: new Set(),
   };
+}
+
+/** An input stream a test feeds by hand, to see what a stage does before its input ends. */
+export function manualStream<T>(): { stream: Observable<T>; push(item: T): void; end(): void } {
+  const s = new Subject<T>();
+  return { stream: s.asObservable(), push: (item) => s.next(item), end: () => s.complete() };
 }
 
 /**

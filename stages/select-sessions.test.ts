@@ -1,9 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Subject } from 'rxjs';
 import { checkStageDescriptor } from '../core/registry.ts';
 import { pulledIterable } from '../core/runtime/demand.ts';
-import { runStage, testContext } from '../core/testing.ts';
+import { manualStream, runStage, testContext } from '../core/testing.ts';
 import type { BinnedSession } from '../core/payloads.ts';
 import { selectSessions } from './select-sessions.ts';
 
@@ -50,25 +49,25 @@ test('errors: too few sessions, ids that never arrive (with a hint), both params
 });
 
 test('first N completes once it has N, and every session taken counts as progress (dropped ones too)', async () => {
-  const input = new Subject<BinnedSession>();
+  const input = manualStream<BinnedSession>();
   let taken = 0;
   const ctx = { ...testContext('pick'), connectedInputs: new Set(['sessions']), pull: <T>(s: import('rxjs').Observable<T>) => pulledIterable(s, () => void taken++) };
   const p = selectSessions.params.parse({ ids: ['s2'] });
   const got: string[] = [];
-  const done = new Promise<void>((resolve, reject) => selectSessions.create(p, ctx)({ sessions: input }).sessions.subscribe({ next: (s) => got.push(s.sessionId), error: reject, complete: resolve }));
-  for (const s of five) input.next(s);
-  input.complete();
+  const done = new Promise<void>((resolve, reject) => selectSessions.create(p, ctx)({ sessions: input.stream }).sessions.subscribe({ next: (s) => got.push(s.sessionId), error: reject, complete: resolve }));
+  for (const s of five) input.push(s);
+  input.end();
   await done;
   assert.equal(got, ['s2']);
   assert.is(taken, 5, 'each session pulled counts, kept or not');
 
-  const open = new Subject<BinnedSession>();
-  const first = selectSessions.create(selectSessions.params.parse({ first: 2 }), { ...testContext('pick'), connectedInputs: new Set(['sessions']) })({ sessions: open });
+  const open = manualStream<BinnedSession>();
+  const first = selectSessions.create(selectSessions.params.parse({ first: 2 }), { ...testContext('pick'), connectedInputs: new Set(['sessions']) })({ sessions: open.stream });
   let completed = false;
   const seen: string[] = [];
   first.sessions.subscribe({ next: (s) => seen.push(s.sessionId), complete: () => (completed = true) });
-  open.next(five[0]);
-  open.next(five[1]);
+  open.push(five[0]);
+  open.push(five[1]);
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(seen, ['s1', 's2']);
   assert.ok(completed, 'done before its input ends: the branch below need not wait for the rest');
