@@ -298,6 +298,16 @@ function indicesOf(m: Uint8Array): Int32Array {
   return out;
 }
 
+/** One task's trials and where its results go, shared by its batches. */
+interface TaskArrays {
+  /** Session trial of each row. */
+  rows: Int32Array;
+  /** Observed counts [row][bin][neuron]. */
+  counts: Int32Array;
+  predicted: Float32Array;
+  scored: Uint8Array;
+}
+
 /**
  * Runs one task's masks over the trials with the predictor and scores it. Yields to the event
  * loop between batches (logs, SIGINT); `signal` stops it between batches with an error.
@@ -322,14 +332,37 @@ export async function runTask(s: BinnedSession, task: EvalTask, predictor: LogRa
   if (plan.skipped) return { ...done(plan.skipped), forwardPasses: 0 };
   if (nRows === 0) return { ...done('no test trials'), forwardPasses: 0 };
 
+  const arrays: TaskArrays = { rows, counts, predicted, scored };
   if (plan.leaveOneOut && predictor.leaveOneOut && o.fastLeaveOneOut !== false) {
-    await runLeaveOneOut(s, task, plan.leaveOneOut, predictor.leaveOneOut, rows, counts, predicted, scored, o);
-    return done();
+    await runLeaveOneOut(s, task, plan.leaveOneOut, predictor.leaveOneOut, arrays, o);
+  } else {
+    await runMasked(s, task, plan, predictor, arrays, o);
   }
-  const total = plan.count * nRows;
+  return done();
+}
+
+const interrupted = (task: EvalTask, s: BinnedSession) => new Error(`${task} evaluation of session ${s.sessionId} interrupted`);
+
+/** One forward pass inside tf.tidy, its output checked to be [b, T, N], read back and disposed. */
+async function passValues(pass: () => tf.Tensor3D, shape: [number, number, number], wrongShape: (got: number[]) => string): Promise<Float32Array> {
+  const [b, T, N] = shape;
+  const out = tf.tidy(() => {
+    const y = pass();
+    if (y.shape[0] !== b || y.shape[1] !== T || y.shape[2] !== N) throw new Error(wrongShape(y.shape));
+    return y;
+  });
+  try {
+    return (await out.data()) as Float32Array;
+  } finally {
+    out.dispose();
+  }
+}
+
+/** A plan's masks as flat index lists, the last one kept: jobs run mask-major, so consecutive jobs share it. */
+function cachedMasks(plan: TaskPlan): (k: number) => { masked: Int32Array; scored: Int32Array } {
   let cachedK = -1;
   let cached: { masked: Int32Array; scored: Int32Array } | undefined;
-  const maskOf = (k: number) => {
+  return (k) => {
     if (k !== cachedK) {
       const m = plan.mask(k);
       cached = { masked: indicesOf(m.masked), scored: indicesOf(m.scored) };
@@ -337,53 +370,89 @@ export async function runTask(s: BinnedSession, task: EvalTask, predictor: LogRa
     }
     return cached!;
   };
+}
+
+/** The plain path: every job (mask, trial) a materialised masked copy, batchSize copies a pass. */
+async function runMasked(s: BinnedSession, task: EvalTask, plan: TaskPlan, predictor: LogRatePredictor, a: TaskArrays, o: RunOptions): Promise<void> {
+  const { nBins: T, nNeurons: N } = s;
+  const TN = T * N;
+  const total = plan.count * a.rows.length;
+  const maskOf = cachedMasks(plan);
   const input = new Float32Array(Math.min(o.batchSize, total) * TN);
   for (let start = 0; start < total; start += o.batchSize) {
-    if (o.signal?.aborted) throw new Error(`${task} evaluation of session ${s.sessionId} interrupted`);
+    if (o.signal?.aborted) throw interrupted(task, s);
     const b = Math.min(o.batchSize, total - start);
-    const batchRows = new Int32Array(b);
-    // Jobs run mask-major: job j is mask floor(j / nRows) on trial j % nRows.
-    for (let i = 0; i < b; i++) {
-      const j = start + i;
-      const r = j % nRows;
-      batchRows[i] = rows[r];
-      const off = i * TN;
-      const src = r * TN;
-      for (let e = 0; e < TN; e++) input[off + e] = counts[src + e];
-      const m = maskOf(Math.floor(j / nRows)).masked;
-      for (let e = 0; e < m.length; e++) input[off + m[e]] = 0;
-    }
-    const out = tf.tidy(() => {
-      const x = tf.tensor3d(b === input.length / TN ? input : input.subarray(0, b * TN), [b, T, N], 'float32');
-      const y = predictor({ input: x, mode: o.mode, causal: o.causal, rows: batchRows });
-      if (y.shape[0] !== b || y.shape[1] !== T || y.shape[2] !== N) {
-        throw new Error(`the model returned shape [${y.shape.join(', ')}] for a batch of [${b}, ${T}, ${N}]`);
-      }
-      return y;
-    });
-    let values: Float32Array;
-    try {
-      values = (await out.data()) as Float32Array;
-    } finally {
-      out.dispose();
-    }
-    for (let i = 0; i < b; i++) {
-      const j = start + i;
-      const r = j % nRows;
-      const sc = maskOf(Math.floor(j / nRows)).scored;
-      const off = i * TN;
-      const dst = r * TN;
-      for (let e = 0; e < sc.length; e++) {
-        const v = values[off + sc[e]];
-        if (!Number.isFinite(v)) throw new Error(`${task}: the model predicted a non-finite log-rate (${v}) for session ${s.sessionId}, trial ${rows[r]}`);
-        predicted[dst + sc[e]] = v;
-        scored[dst + sc[e]] = 1;
-      }
-    }
+    const batchRows = fillMaskedBatch(input, a, maskOf, start, b, TN);
+    const values = await passValues(
+      () => {
+        const x = tf.tensor3d(b === input.length / TN ? input : input.subarray(0, b * TN), [b, T, N], 'float32');
+        return predictor({ input: x, mode: o.mode, causal: o.causal, rows: batchRows });
+      },
+      [b, T, N],
+      (got) => `the model returned shape [${got.join(', ')}] for a batch of [${b}, ${T}, ${N}]`,
+    );
+    storeMaskedBatch(values, a, maskOf, start, b, TN, (v, r) => `${task}: the model predicted a non-finite log-rate (${v}) for session ${s.sessionId}, trial ${r}`);
     o.onBatch?.(start + b, total);
     await nextTick();
   }
-  return done();
+}
+
+/** Copies jobs [start, start + b) into `input`, their masked entries zeroed; returns each copy's session trial. */
+function fillMaskedBatch(input: Float32Array, a: TaskArrays, maskOf: ReturnType<typeof cachedMasks>, start: number, b: number, TN: number): Int32Array {
+  const nRows = a.rows.length;
+  const batchRows = new Int32Array(b);
+  // Jobs run mask-major: job j is mask floor(j / nRows) on trial j % nRows.
+  for (let i = 0; i < b; i++) {
+    const j = start + i;
+    const r = j % nRows;
+    batchRows[i] = a.rows[r];
+    const off = i * TN;
+    const src = r * TN;
+    for (let e = 0; e < TN; e++) input[off + e] = a.counts[src + e];
+    const m = maskOf(Math.floor(j / nRows)).masked;
+    for (let e = 0; e < m.length; e++) input[off + m[e]] = 0;
+  }
+  return batchRows;
+}
+
+/** Keeps each job's predictions at its scored entries; a non-finite one is an error. */
+function storeMaskedBatch(
+  values: Float32Array, a: TaskArrays, maskOf: ReturnType<typeof cachedMasks>, start: number, b: number, TN: number,
+  nonFinite: (v: number, trial: number) => string,
+): void {
+  const nRows = a.rows.length;
+  for (let i = 0; i < b; i++) {
+    const j = start + i;
+    const r = j % nRows;
+    const sc = maskOf(Math.floor(j / nRows)).scored;
+    const off = i * TN;
+    const dst = r * TN;
+    for (let e = 0; e < sc.length; e++) {
+      const v = values[off + sc[e]];
+      if (!Number.isFinite(v)) throw new Error(nonFinite(v, a.rows[r]));
+      a.predicted[dst + sc[e]] = v;
+      a.scored[dst + sc[e]] = 1;
+    }
+  }
+}
+
+/** A run of copies of one base: trial row r with masks [k0, k0 + len) of one group. */
+interface LooChunk {
+  r: number;
+  k0: number;
+  len: number;
+}
+
+/** What every leave-one-out batch of one task shares. */
+interface LooRun {
+  s: BinnedSession;
+  task: EvalTask;
+  loo: LeaveOneOutPlan;
+  predict: NonNullable<LogRatePredictor['leaveOneOut']>;
+  a: TaskArrays;
+  o: RunOptions;
+  /** The batch's base inputs [U, T, N], reused. */
+  base: Float32Array;
 }
 
 /**
@@ -394,15 +463,43 @@ export async function runTask(s: BinnedSession, task: EvalTask, predictor: LogRa
  * cheapest layout for NDT1: one broadcast subtraction).
  */
 async function runLeaveOneOut(
-  s: BinnedSession, task: EvalTask, loo: LeaveOneOutPlan, predict: NonNullable<LogRatePredictor['leaveOneOut']>, rows: Int32Array,
-  counts: Int32Array, predicted: Float32Array, scored: Uint8Array, o: RunOptions,
+  s: BinnedSession, task: EvalTask, loo: LeaveOneOutPlan, predict: NonNullable<LogRatePredictor['leaveOneOut']>, a: TaskArrays, o: RunOptions,
 ): Promise<void> {
-  const { nBins: T, nNeurons: N } = s;
-  const TN = T * N;
-  const count = loo.leftOut.length;
-  const total = count * rows.length;
+  const TN = s.nBins * s.nNeurons;
+  const total = loo.leftOut.length * a.rows.length;
   const B = o.batchSize;
-  // Mask ranges [k0, k1) sharing a group (plans list a group's masks together).
+  const segments = groupSegments(loo);
+  const run: LooRun = { s, task, loo, predict, a, o, base: new Float32Array(Math.min(B, total) * TN) };
+  let chunks: LooChunk[] = [];
+  let size = 0;
+  let jobsDone = 0;
+  const flush = async () => {
+    await runLooBatch(run, chunks, size);
+    jobsDone += size;
+    chunks = [];
+    size = 0;
+    o.onBatch?.(jobsDone, total);
+    await nextTick();
+  };
+  for (let r = 0; r < a.rows.length; r++) {
+    for (const [k0, k1] of segments) {
+      const m = k1 - k0;
+      const c = Math.ceil(m / B);
+      for (let q = 0; q < c; q++) {
+        const start = k0 + Math.floor((q * m) / c);
+        const len = k0 + Math.floor(((q + 1) * m) / c) - start;
+        if (size + len > B) await flush();
+        chunks.push({ r, k0: start, len });
+        size += len;
+      }
+    }
+  }
+  if (size > 0) await flush();
+}
+
+/** Mask ranges [k0, k1) sharing a group (plans list a group's masks together). */
+function groupSegments(loo: LeaveOneOutPlan): [number, number][] {
+  const count = loo.leftOut.length;
   const segments: [number, number][] = [];
   for (let k = 0; k < count;) {
     let e = k + 1;
@@ -410,74 +507,67 @@ async function runLeaveOneOut(
     segments.push([k, e]);
     k = e;
   }
-  const base = new Float32Array(Math.min(B, total) * TN);
-  let chunks: { r: number; k0: number; len: number }[] = [];
-  let size = 0;
-  let jobsDone = 0;
-  const flush = async () => {
-    if (o.signal?.aborted) throw new Error(`${task} evaluation of session ${s.sessionId} interrupted`);
-    const b = size;
-    const batchRows = new Int32Array(b);
-    const baseRow = new Int32Array(b);
-    const leftOut = new Int32Array(b);
-    let i = 0;
-    chunks.forEach(({ r, k0, len }, u) => {
-      const off = u * TN;
-      base.set(counts.subarray(r * TN, (r + 1) * TN), off);
-      for (const n of loo.baseZeroed[loo.group[k0]]) for (let t = 0; t < T; t++) base[off + t * N + n] = 0;
-      for (let k = k0; k < k0 + len; k++, i++) {
-        batchRows[i] = rows[r];
-        baseRow[i] = u;
-        leftOut[i] = loo.leftOut[k];
-      }
-    });
-    const out = tf.tidy(() => {
-      const x = tf.tensor3d(base.subarray(0, chunks.length * TN), [chunks.length, T, N], 'float32');
-      const y = predict({ input: x, mode: o.mode, causal: o.causal, rows: batchRows, baseRow, leftOut });
-      if (y.shape[0] !== b || y.shape[1] !== T || y.shape[2] !== N) {
-        throw new Error(`the model's leave-one-out pass returned shape [${y.shape.join(', ')}] for ${b} copies of [${T}, ${N}]`);
-      }
-      return y;
-    });
-    let values: Float32Array;
-    try {
-      values = (await out.data()) as Float32Array;
-    } finally {
-      out.dispose();
+  return segments;
+}
+
+/** One leave-one-out pass over the chunks' b copies, its predictions kept at each copy's left-out neuron. */
+async function runLooBatch(run: LooRun, chunks: LooChunk[], b: number): Promise<void> {
+  const { s, task, o } = run;
+  const { nBins: T, nNeurons: N } = s;
+  const TN = T * N;
+  if (o.signal?.aborted) throw interrupted(task, s);
+  const batch = fillLooBatch(run, chunks, b);
+  const values = await passValues(
+    () => {
+      const x = tf.tensor3d(run.base.subarray(0, chunks.length * TN), [chunks.length, T, N], 'float32');
+      return run.predict({ input: x, mode: o.mode, causal: o.causal, rows: batch.rows, baseRow: batch.baseRow, leftOut: batch.leftOut });
+    },
+    [b, T, N],
+    (got) => `the model's leave-one-out pass returned shape [${got.join(', ')}] for ${b} copies of [${T}, ${N}]`,
+  );
+  storeLooBatch(run, chunks, batch, values);
+}
+
+/** Writes each chunk's base (its trial, its group's shared entries zeroed) and the copies' trial, base and left-out neuron. */
+function fillLooBatch(run: LooRun, chunks: LooChunk[], b: number): { rows: Int32Array; baseRow: Int32Array; leftOut: Int32Array } {
+  const { loo, a, base } = run;
+  const { nBins: T, nNeurons: N } = run.s;
+  const TN = T * N;
+  const rows = new Int32Array(b);
+  const baseRow = new Int32Array(b);
+  const leftOut = new Int32Array(b);
+  let i = 0;
+  chunks.forEach(({ r, k0, len }, u) => {
+    const off = u * TN;
+    base.set(a.counts.subarray(r * TN, (r + 1) * TN), off);
+    for (const n of loo.baseZeroed[loo.group[k0]]) for (let t = 0; t < T; t++) base[off + t * N + n] = 0;
+    for (let k = k0; k < k0 + len; k++, i++) {
+      rows[i] = a.rows[r];
+      baseRow[i] = u;
+      leftOut[i] = loo.leftOut[k];
     }
-    for (let c = 0, row = 0; c < chunks.length; c++) {
-      const dst = chunks[c].r * TN;
-      for (let q = 0; q < chunks[c].len; q++, row++) {
-        const n = leftOut[row];
-        const off = row * TN;
-        for (let e = n; e < TN; e += N) {
-          const v = values[off + e];
-          if (!Number.isFinite(v)) throw new Error(`${task}: the model predicted a non-finite log-rate (${v}) for session ${s.sessionId}, trial ${batchRows[row]}`);
-          predicted[dst + e] = v;
-          scored[dst + e] = 1;
-        }
-      }
-    }
-    jobsDone += b;
-    chunks = [];
-    size = 0;
-    o.onBatch?.(jobsDone, total);
-    await nextTick();
-  };
-  for (let r = 0; r < rows.length; r++) {
-    for (const [k0, k1] of segments) {
-      const m = k1 - k0;
-      const c = Math.ceil(m / B);
-      for (let q = 0; q < c; q++) {
-        const a = k0 + Math.floor((q * m) / c);
-        const len = k0 + Math.floor(((q + 1) * m) / c) - a;
-        if (size + len > B) await flush();
-        chunks.push({ r, k0: a, len });
-        size += len;
+  });
+  return { rows, baseRow, leftOut };
+}
+
+/** Keeps each copy's predictions of its left-out neuron, every bin; a non-finite one is an error. */
+function storeLooBatch(run: LooRun, chunks: LooChunk[], batch: { rows: Int32Array; leftOut: Int32Array }, values: Float32Array): void {
+  const { s, task, a } = run;
+  const N = s.nNeurons;
+  const TN = s.nBins * N;
+  for (let c = 0, row = 0; c < chunks.length; c++) {
+    const dst = chunks[c].r * TN;
+    for (let q = 0; q < chunks[c].len; q++, row++) {
+      const n = batch.leftOut[row];
+      const off = row * TN;
+      for (let e = n; e < TN; e += N) {
+        const v = values[off + e];
+        if (!Number.isFinite(v)) throw new Error(`${task}: the model predicted a non-finite log-rate (${v}) for session ${s.sessionId}, trial ${batch.rows[row]}`);
+        a.predicted[dst + e] = v;
+        a.scored[dst + e] = 1;
       }
     }
   }
-  if (size > 0) await flush();
 }
 
 export interface EvaluateTasksOptions {
