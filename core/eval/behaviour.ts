@@ -95,82 +95,103 @@ const isFit = (split: string) => split === 'train' || split === 'val';
 export async function decodeBehaviour(s: BinnedSession, predictor: LogRatePredictor, o: BehaviourOptions): Promise<BehaviourResult> {
   const targets = o.targets ?? BEHAVIOUR_TARGETS;
   const result: BehaviourResult = { decoded: {}, skipped: {}, predictSeconds: 0, fitSeconds: 0 };
-  const T = s.nBins;
-  const p = T * s.nNeurons;
-  const allRows = Int32Array.from({ length: s.nTrials }, (_, i) => i);
   const folds = o.folds ?? 5;
 
-  // Which trials each target can use.
-  const usable: Partial<Record<BehaviourTarget, { train: number[]; test: number[] }>> = {};
+  const usable: Partial<Record<BehaviourTarget, TargetTrials>> = {};
   for (const target of targets) {
-    let ok: (t: number) => boolean;
-    if (target === 'choice') {
-      const c = s.trials.columns.choice;
-      if (!c) {
-        result.skipped.choice = 'the session has no choice column';
-        continue;
-      }
-      ok = (t) => c[t] === 1 || c[t] === -1;
-    } else {
-      const v = s.perBin[target];
-      if (!v) {
-        result.skipped[target] = `the session has no per-bin ${target}`;
-        continue;
-      }
-      ok = (t) => {
-        for (let b = 0; b < T; b++) if (!Number.isFinite(v[t * T + b])) return false;
-        return true;
-      };
-    }
-    const train: number[] = [];
-    const test: number[] = [];
-    for (let t = 0; t < s.nTrials; t++) {
-      if (!ok(t)) continue;
-      if (isFit(s.trials.split[t])) train.push(t);
-      else if (s.trials.split[t] === 'test') test.push(t);
-    }
-    if (train.length < Math.max(2, folds) || test.length === 0) {
-      result.skipped[target] = `too few trials with a ${target} value: ${train.length} train+val (need ${Math.max(2, folds)}), ${test.length} test (need 1)`;
-      continue;
-    }
-    if (target === 'choice' && new Set(train.map((t) => s.trials.columns.choice[t])).size < 2) {
-      result.skipped.choice = 'every train+val trial has the same choice';
-      continue;
-    }
-    usable[target] = { train, test };
+    const u = usableTrials(s, target, folds);
+    if (typeof u === 'string') result.skipped[target] = u;
+    else usable[target] = u;
   }
 
   // One forward pass over all trials per distinct (mode, causal); one Gram matrix per pass.
   // Only the Gram matrix is kept: the decoders need nothing else of the features when given it,
   // and the features (trials x bins x neurons) are the large part.
-  const features = new Map<string, { g: Float64Array; mode: MaskingMode; causal: boolean }>();
+  const features = new Map<string, Features>();
   for (const target of Object.keys(usable) as BehaviourTarget[]) {
     const { mode, causal } = resolvePrompt(target === 'choice' ? o.choicePrompt : o.continuousPrompt, o.promptTokens, o.trainedModes);
-    const key = `${mode}:${causal}`;
-    let f = features.get(key);
-    if (!f) {
-      let t0 = performance.now();
-      const x = await predictTrials(s, predictor, allRows, mode, causal, o.batchSize, o.signal);
-      result.predictSeconds += (performance.now() - t0) / 1000;
-      t0 = performance.now();
-      centreColumns(x, s.nTrials, p);
-      f = { g: gram(x, s.nTrials, p), mode, causal };
-      result.fitSeconds += (performance.now() - t0) / 1000;
-      features.set(key, f);
-    }
-    const { train, test } = usable[target]!;
+    const f = await featuresFor(features, s, predictor, { mode, causal }, o, result);
     const t0 = performance.now();
-    const inp = { x: NO_FEATURES, nRows: s.nTrials, nFeatures: p, train, test, gram: f.g, rng: o.rng.fork(target), lambdas: o.lambdas, folds };
-    const base = { target, mode: f.mode, causal: f.causal, nTrain: train.length, nTest: test.length };
-    if (target === 'choice') {
-      const r = decodeBinary(inp, s.trials.columns.choice);
-      result.decoded.choice = { ...base, lambda: r.lambda, accuracy: r.accuracy, chance: r.chance };
-    } else {
-      const r = decodeRidge(inp, s.perBin[target], T);
-      result.decoded[target] = { ...base, lambda: r.lambda, r2: r.r2 };
-    }
+    result.decoded[target] = decodeTarget(s, target, f, usable[target]!, o, folds);
     result.fitSeconds += (performance.now() - t0) / 1000;
     await new Promise<void>((res) => setImmediate(res));
   }
   return result;
+}
+
+/** Train+val and test trials a target can use. */
+interface TargetTrials {
+  train: number[];
+  test: number[];
+}
+
+/** The features of one (mode, causal): the Gram matrix of every trial's centred log-rates. */
+interface Features {
+  g: Float64Array;
+  mode: MaskingMode;
+  causal: boolean;
+}
+
+/** The trials with a value of the target, split for fitting and testing; or why the target cannot be decoded. */
+function usableTrials(s: BinnedSession, target: BehaviourTarget, folds: number): TargetTrials | string {
+  const T = s.nBins;
+  let ok: (t: number) => boolean;
+  if (target === 'choice') {
+    const c = s.trials.columns.choice;
+    if (!c) return 'the session has no choice column';
+    ok = (t) => c[t] === 1 || c[t] === -1;
+  } else {
+    const v = s.perBin[target];
+    if (!v) return `the session has no per-bin ${target}`;
+    ok = (t) => {
+      for (let b = 0; b < T; b++) if (!Number.isFinite(v[t * T + b])) return false;
+      return true;
+    };
+  }
+  const train: number[] = [];
+  const test: number[] = [];
+  for (let t = 0; t < s.nTrials; t++) {
+    if (!ok(t)) continue;
+    if (isFit(s.trials.split[t])) train.push(t);
+    else if (s.trials.split[t] === 'test') test.push(t);
+  }
+  if (train.length < Math.max(2, folds) || test.length === 0) {
+    return `too few trials with a ${target} value: ${train.length} train+val (need ${Math.max(2, folds)}), ${test.length} test (need 1)`;
+  }
+  if (target === 'choice' && new Set(train.map((t) => s.trials.columns.choice[t])).size < 2) return 'every train+val trial has the same choice';
+  return { train, test };
+}
+
+/** The features of (mode, causal), computed on first use and kept in `cache`; the time it takes goes to `result`. */
+async function featuresFor(
+  cache: Map<string, Features>, s: BinnedSession, predictor: LogRatePredictor, prompt: { mode: MaskingMode; causal: boolean }, o: BehaviourOptions, result: BehaviourResult,
+): Promise<Features> {
+  const { mode, causal } = prompt;
+  const key = `${mode}:${causal}`;
+  const have = cache.get(key);
+  if (have) return have;
+  const p = s.nBins * s.nNeurons;
+  const allRows = Int32Array.from({ length: s.nTrials }, (_, i) => i);
+  let t0 = performance.now();
+  const x = await predictTrials(s, predictor, allRows, mode, causal, o.batchSize, o.signal);
+  result.predictSeconds += (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  centreColumns(x, s.nTrials, p);
+  const f = { g: gram(x, s.nTrials, p), mode, causal };
+  result.fitSeconds += (performance.now() - t0) / 1000;
+  cache.set(key, f);
+  return f;
+}
+
+/** Fits the target's decoder on the train+val trials and scores it on the test trials. */
+function decodeTarget(s: BinnedSession, target: BehaviourTarget, f: Features, trials: TargetTrials, o: BehaviourOptions, folds: number): DecodeOutcome {
+  const { train, test } = trials;
+  const inp = { x: NO_FEATURES, nRows: s.nTrials, nFeatures: s.nBins * s.nNeurons, train, test, gram: f.g, rng: o.rng.fork(target), lambdas: o.lambdas, folds };
+  const base = { target, mode: f.mode, causal: f.causal, nTrain: train.length, nTest: test.length };
+  if (target === 'choice') {
+    const r = decodeBinary(inp, s.trials.columns.choice);
+    return { ...base, lambda: r.lambda, accuracy: r.accuracy, chance: r.chance };
+  }
+  const r = decodeRidge(inp, s.perBin[target], s.nBins);
+  return { ...base, lambda: r.lambda, r2: r.r2 };
 }
