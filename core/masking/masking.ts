@@ -116,83 +116,108 @@ export function sampleMask(
   shape: BatchShape, regions: readonly string[], scheme: MaskingScheme, rng: Rng, ratios: Partial<MaskRatios> = {}, time: Partial<TimeMaskShape> = {},
 ): MaskDraw {
   checkShape(shape, regions);
+  const { r, ts } = maskSettings(ratios, time);
+  const modes = applicableModes(scheme, regions);
+  const mode = modes.length === 1 ? modes[0] : modes[rng.int(modes.length)];
+  switch (mode) {
+    case 'temporal':
+    case 'causal':
+      return timeDraw(shape, mode, mode === 'temporal' ? r.temporal : r.causal, ts, rng);
+    case 'neuron': {
+      const m = composeMask(shape, undefined, neuronsPerTrial(shape, r.neuron, rng));
+      return { mode, causal: false, masked: m, lossMask: m };
+    }
+    case 'inter-region':
+      return interRegionDraw(shape, regions, rng);
+    case 'token':
+      return tokenDraw(shape, r.token, ts.tokenNeurons, rng);
+    case 'intra-region':
+      return intraRegionDraw(shape, regions, r.intraRegion, rng);
+  }
+}
+
+/** The ratios and time shape with their defaults, each checked in range. */
+function maskSettings(ratios: Partial<MaskRatios>, time: Partial<TimeMaskShape>): { r: MaskRatios; ts: TimeMaskShape } {
   const r = { ...DEFAULT_RATIOS, ...ratios };
   for (const [k, v] of Object.entries(r)) if (!(v >= 0 && v <= 1)) throw new Error(`masking: ratio ${k} must be in [0, 1], got ${v}`);
   const ts = { ...DEFAULT_TIME_SHAPE, ...time };
   if (!(Number.isInteger(ts.span) && ts.span >= 1)) throw new Error(`masking: span must be an integer >= 1, got ${ts.span}`);
   if (!(ts.forecast >= 0 && ts.forecast <= 1)) throw new Error(`masking: forecast must be in [0, 1], got ${ts.forecast}`);
   if (!(Number.isInteger(ts.tokenNeurons) && ts.tokenNeurons >= 1)) throw new Error(`masking: tokenNeurons must be an integer >= 1, got ${ts.tokenNeurons}`);
-  const modes = applicableModes(scheme, regions);
-  const mode = modes.length === 1 ? modes[0] : modes[rng.int(modes.length)];
+  return { r, ts };
+}
+
+/** Temporal and causal modes: bins per trial (spans, or for causal optionally a forecast), every neuron of them. */
+function timeDraw(shape: BatchShape, mode: 'temporal' | 'causal', p: number, ts: TimeMaskShape, rng: Rng): MaskDraw {
+  const { trials, bins } = shape;
+  const sel = new Uint8Array(trials * bins);
+  for (let t = 0; t < trials; t++) {
+    // The forecast draw is only made when enabled, so the default keeps its random stream.
+    if (mode === 'causal' && ts.forecast > 0 && rng.next() < ts.forecast) forecastSubset(bins, rng, sel, t * bins);
+    else spanSubset(bins, p, ts.span, rng, sel, t * bins);
+  }
+  const m = composeMask(shape, sel);
+  return { mode, causal: mode === 'causal', masked: m, lossMask: m };
+}
+
+/** A Bernoulli(p) selection of neurons per trial, [trial][neuron]. */
+function neuronsPerTrial(shape: BatchShape, p: number, rng: Rng): Uint8Array {
+  const { trials, neurons: n } = shape;
+  const sel = new Uint8Array(trials * n);
+  for (let t = 0; t < trials; t++) bernoulliSubset(n, p, rng, sel, t * n);
+  return sel;
+}
+
+/** Inter-region mode: every neuron of one region, chosen for the batch. */
+function interRegionDraw(shape: BatchShape, regions: readonly string[], rng: Rng): MaskDraw {
+  const { trials, neurons } = shape;
+  const names = distinctRegions(regions);
+  const region = names[rng.int(names.length)];
+  const sel = new Uint8Array(trials * neurons);
+  for (let t = 0; t < trials; t++) for (let n = 0; n < neurons; n++) sel[t * neurons + n] = regions[n] === region ? 1 : 0;
+  const m = composeMask(shape, undefined, sel);
+  return { mode: 'inter-region', causal: false, masked: m, lossMask: m, region };
+}
+
+/** Token mode: a Bernoulli draw per trial over its (bin, block of tokenNeurons neurons) cells. */
+function tokenDraw(shape: BatchShape, p: number, tokenNeurons: number, rng: Rng): MaskDraw {
   const { trials, bins, neurons } = shape;
-
-  const perTrial = (n: number, p: number): Uint8Array => {
-    const sel = new Uint8Array(trials * n);
-    for (let t = 0; t < trials; t++) bernoulliSubset(n, p, rng, sel, t * n);
-    return sel;
-  };
-
-  switch (mode) {
-    case 'temporal':
-    case 'causal': {
-      const p = mode === 'temporal' ? r.temporal : r.causal;
-      const sel = new Uint8Array(trials * bins);
-      for (let t = 0; t < trials; t++) {
-        // The forecast draw is only made when enabled, so the default keeps its random stream.
-        if (mode === 'causal' && ts.forecast > 0 && rng.next() < ts.forecast) forecastSubset(bins, rng, sel, t * bins);
-        else spanSubset(bins, p, ts.span, rng, sel, t * bins);
-      }
-      const m = composeMask(shape, sel);
-      return { mode, causal: mode === 'causal', masked: m, lossMask: m };
-    }
-    case 'neuron': {
-      const m = composeMask(shape, undefined, perTrial(neurons, r.neuron));
-      return { mode, causal: false, masked: m, lossMask: m };
-    }
-    case 'inter-region': {
-      const names = distinctRegions(regions);
-      const region = names[rng.int(names.length)];
-      const sel = new Uint8Array(trials * neurons);
-      for (let t = 0; t < trials; t++) for (let n = 0; n < neurons; n++) sel[t * neurons + n] = regions[n] === region ? 1 : 0;
-      const m = composeMask(shape, undefined, sel);
-      return { mode, causal: false, masked: m, lossMask: m, region };
-    }
-    case 'token': {
-      const blocks = Math.ceil(neurons / ts.tokenNeurons);
-      const cells = bins * blocks;
-      const sel = new Uint8Array(cells);
-      const m = new Uint8Array(trials * bins * neurons);
-      for (let t = 0; t < trials; t++) {
-        bernoulliSubset(cells, r.token, rng, sel);
-        for (let c = 0; c < cells; c++) {
-          if (!sel[c]) continue;
-          const b = Math.floor(c / blocks);
-          const n0 = (c % blocks) * ts.tokenNeurons;
-          const row = (t * bins + b) * neurons;
-          m.fill(1, row + n0, row + Math.min(neurons, n0 + ts.tokenNeurons));
-        }
-      }
-      return { mode, causal: false, masked: m, lossMask: m };
-    }
-    case 'intra-region': {
-      const names = distinctRegions(regions);
-      const region = names[rng.int(names.length)];
-      const inside: number[] = [];
-      for (let n = 0; n < neurons; n++) if (regions[n] === region) inside.push(n);
-      const scored = new Uint8Array(trials * neurons);
-      const zeroed = new Uint8Array(trials * neurons);
-      const pick = new Uint8Array(inside.length);
-      for (let t = 0; t < trials; t++) {
-        zeroed.fill(1, t * neurons, (t + 1) * neurons);
-        bernoulliSubset(inside.length, r.intraRegion, rng, pick);
-        inside.forEach((n, i) => {
-          scored[t * neurons + n] = pick[i];
-          zeroed[t * neurons + n] = pick[i];
-        });
-      }
-      return { mode, causal: false, masked: composeMask(shape, undefined, zeroed), lossMask: composeMask(shape, undefined, scored), region };
+  const blocks = Math.ceil(neurons / tokenNeurons);
+  const cells = bins * blocks;
+  const sel = new Uint8Array(cells);
+  const m = new Uint8Array(trials * bins * neurons);
+  for (let t = 0; t < trials; t++) {
+    bernoulliSubset(cells, p, rng, sel);
+    for (let c = 0; c < cells; c++) {
+      if (!sel[c]) continue;
+      const b = Math.floor(c / blocks);
+      const n0 = (c % blocks) * tokenNeurons;
+      const row = (t * bins + b) * neurons;
+      m.fill(1, row + n0, row + Math.min(neurons, n0 + tokenNeurons));
     }
   }
+  return { mode: 'token', causal: false, masked: m, lossMask: m };
+}
+
+/** Intra-region mode: one region for the batch; per trial everything outside it zeroed, plus a Bernoulli pick inside it, which alone is scored. */
+function intraRegionDraw(shape: BatchShape, regions: readonly string[], p: number, rng: Rng): MaskDraw {
+  const { trials, neurons } = shape;
+  const names = distinctRegions(regions);
+  const region = names[rng.int(names.length)];
+  const inside: number[] = [];
+  for (let n = 0; n < neurons; n++) if (regions[n] === region) inside.push(n);
+  const scored = new Uint8Array(trials * neurons);
+  const zeroed = new Uint8Array(trials * neurons);
+  const pick = new Uint8Array(inside.length);
+  for (let t = 0; t < trials; t++) {
+    zeroed.fill(1, t * neurons, (t + 1) * neurons);
+    bernoulliSubset(inside.length, p, rng, pick);
+    inside.forEach((n, i) => {
+      scored[t * neurons + n] = pick[i];
+      zeroed[t * neurons + n] = pick[i];
+    });
+  }
+  return { mode: 'intra-region', causal: false, masked: composeMask(shape, undefined, zeroed), lossMask: composeMask(shape, undefined, scored), region };
 }
 
 /** The model input: counts with every masked entry set to 0. */
