@@ -1,6 +1,7 @@
 // The `mtm` command line. Exit codes: 0 ok, 1 run failed, 2 bad input (graph, flags, plugin).
 import yargs from 'yargs';
 import { GraphError, formatDiagnostic } from '../graph/diagnostics.ts';
+import { redactUrlCredentials } from '../one/errors.ts';
 import * as run from './commands/run.ts';
 import * as validate from './commands/validate.ts';
 import * as stages from './commands/stages.ts';
@@ -33,14 +34,16 @@ export async function main(args: string[]): Promise<number> {
     return Number(process.exitCode ?? 0);
   } catch (e) {
     if (e instanceof GraphError) {
-      for (const d of e.diagnostics) process.stderr.write(formatDiagnostic(d) + '\n');
+      for (const d of e.diagnostics) process.stderr.write(redactUrlCredentials(formatDiagnostic(d)) + '\n');
       return 2;
     }
     if (e instanceof UsageError) {
       process.stderr.write(`${e.message}\nRun 'mtm --help' for usage.\n`);
       return 2;
     }
-    process.stderr.write(`mtm: ${(e as Error)?.stack ?? String(e)}\n`);
+    // The stack is for developers (MTM_DEBUG=1); a user gets the message. Either way without credentials.
+    const text = process.env.MTM_DEBUG ? ((e as Error)?.stack ?? String(e)) : ((e as Error)?.message ?? String(e));
+    process.stderr.write(`mtm: ${redactUrlCredentials(text)}\n`);
     return 1;
   }
 }

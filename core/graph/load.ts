@@ -75,7 +75,7 @@ interface Loading {
 /** Plugin folders a graph file names, resolved against the file's folder (read before the registry is built). */
 export function graphPluginPaths(src: GraphSource): { paths: string[]; diagnostics: Diagnostic[] } {
   if (src.syntaxErrors.length) return { paths: [], diagnostics: [] };
-  const raw = src.doc.toJS() as unknown;
+  const raw = src.toJS();
   if (!isPlainObject(raw) || raw.plugins === undefined) return { paths: [], diagnostics: [] };
   const plugins = raw.plugins;
   if (!Array.isArray(plugins) || plugins.some((p) => typeof p !== 'string')) {
@@ -92,7 +92,7 @@ export function loadGraphText(text: string, file: string, registry: Registry, op
 export function loadGraphSource(src: GraphSource, registry: Registry, opts: LoadOptions = {}): { graph?: ResolvedGraph; diagnostics: Diagnostic[] } {
   if (src.syntaxErrors.length) return { diagnostics: src.syntaxErrors };
   const out: Diagnostic[] = [];
-  const raw = src.doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const raw = src.toJS();
   if (!isPlainObject(raw)) {
     return { diagnostics: [src.diag([], `a graph file is a mapping with 'nodes' (and optionally ${listOf(TOP_KEYS.filter((k) => k !== 'nodes'))}), got ${typeName(raw)}`)] };
   }

@@ -5,16 +5,31 @@ import { type Diagnostic, pathString } from './diagnostics.ts';
 /** A field path as typed in the file: keys and list indices. */
 export type Path = (string | number)[];
 
+/**
+ * Limits on what a graph file may cost to read (docs/architecture.md §3): graph files are a few
+ * kB, so a file over MAX_GRAPH_BYTES is refused before parsing, and anchors may be expanded at
+ * most MAX_ALIAS_COUNT times (a "billion laughs" alias bomb turns kilobytes into gigabytes).
+ */
+export const MAX_GRAPH_BYTES = 1024 * 1024;
+export const MAX_ALIAS_COUNT = 100;
+
 /** A parsed YAML document plus the means to point at any path in it. */
 export class GraphSource {
   readonly lineCounter = new LineCounter();
   readonly doc: Document.Parsed;
   readonly syntaxErrors: Diagnostic[];
+  #value: unknown;
 
   constructor(
     readonly text: string,
     readonly file: string,
   ) {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > MAX_GRAPH_BYTES) {
+      this.doc = parseDocument('', { lineCounter: this.lineCounter });
+      this.syntaxErrors = [{ file, line: 0, col: 0, path: '', message: `graph file too large: ${bytes} bytes (at most ${MAX_GRAPH_BYTES}; graph files are a few kB)` }];
+      return;
+    }
     this.doc = parseDocument(text, { lineCounter: this.lineCounter, prettyErrors: false, uniqueKeys: true });
     const lines = text.split('\n');
     const all = this.doc.errors.map((e) => {
@@ -26,6 +41,20 @@ export class GraphSource {
     // One mistake can make the parser report dozens of errors: keep the first on each line, at most 10.
     const seen = new Set<number>();
     this.syntaxErrors = all.filter((d) => !seen.has(d.line) && seen.add(d.line)).slice(0, 10);
+    if (!this.syntaxErrors.length) {
+      try {
+        this.#value = this.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+      } catch (e) {
+        // yaml throws a ReferenceError for excessive aliases; any failure here is the file's.
+        this.syntaxErrors = [{ file, line: 0, col: 0, path: '', message: `YAML: ${firstLine((e as Error).message)} (anchors may expand at most ${MAX_ALIAS_COUNT} aliases)` }];
+      }
+    }
+  }
+
+  /** The document as plain values (read once; undefined when there are syntax errors). */
+  toJS(): unknown {
+    // A copy: callers may fill in defaults without changing what the next caller reads.
+    return this.#value === undefined ? undefined : structuredClone(this.#value);
   }
 
   /** Line and column of the value at `path` (or of its key when `key` is set); the nearest existing parent otherwise. */

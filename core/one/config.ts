@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_DEADLINE_MS } from './download.ts';
-import { OneError } from './errors.ts';
+import { OneError, redactUrlCredentials } from './errors.ts';
 
 export type OneMode = 'remote' | 'local';
 
@@ -127,11 +127,28 @@ export function resolveOneConfig(opts: OneOptions = {}): OneConfig {
     return undefined;
   };
   const nonEmpty = (s: string | undefined) => (s === '' ? undefined : s);
-  const baseUrl = (pick(PUBLIC_BASE_URL, file.baseUrl, env.ONE_BASE_URL, nonEmpty(opts.baseUrl)) as string).replace(/\/+$/, '');
-  const username = pick(PUBLIC_USERNAME, file.username, env.ONE_USERNAME, nonEmpty(opts.username)) as string;
+  let baseUrl = (pick(PUBLIC_BASE_URL, file.baseUrl, env.ONE_BASE_URL, nonEmpty(opts.baseUrl)) as string).replace(/\/+$/, '');
+  // Credentials written into the URL (http://user:pass@host) are taken out of it: the URL appears
+  // in messages and logs, and fetch refuses such URLs (echoing them) anyway. They serve as the
+  // login unless a username / password is given on its own.
+  let urlUser: string | undefined;
+  let urlPassword: string | undefined;
+  try {
+    const u = new URL(baseUrl);
+    if (u.username || u.password) {
+      urlUser = decodeURIComponent(u.username) || undefined;
+      urlPassword = decodeURIComponent(u.password) || undefined;
+      u.username = '';
+      u.password = '';
+      baseUrl = u.toString().replace(/\/+$/, '');
+    }
+  } catch {
+    throw new OneError('config', `ONE base URL is not a URL: ${JSON.stringify(redactUrlCredentials(baseUrl))}`);
+  }
+  const username = pick(PUBLIC_USERNAME, file.username, env.ONE_USERNAME, urlUser, nonEmpty(opts.username)) as string;
   // The public password only goes with the public login: a user who set their own name must set its password too.
   const defaultPassword = username === PUBLIC_USERNAME ? PUBLIC_PASSWORD : '';
-  const password = pick(defaultPassword, file.password, env.ONE_PASSWORD, opts.password) ?? '';
+  const password = pick(defaultPassword, file.password, env.ONE_PASSWORD, urlPassword, opts.password) ?? '';
   const defaultCache = join(home, 'Downloads', 'ONE', hostKey(baseUrl));
   let cacheDir = pick(defaultCache, file.cacheDir, env.ONE_CACHE_DIR, nonEmpty(opts.cacheDir)) as string;
   if (cacheDir.startsWith('~/')) cacheDir = join(home, cacheDir.slice(2));

@@ -40,3 +40,22 @@ export function displayUrl(url: string): string {
     return url;
   }
 }
+
+/**
+ * Text with every `scheme://user:password@` cut to `scheme://***@`: for anything that echoes what
+ * a user typed (command lines, overrides, messages of other libraries) before it is printed or
+ * written to a run directory.
+ */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@'"]+@/gi, '$1***@');
+}
+
+/** `redactUrlCredentials` over every string of a JSON-like value. */
+export function redactDeep<T>(x: T): T {
+  if (typeof x === 'string') return redactUrlCredentials(x) as T;
+  if (Array.isArray(x)) return x.map(redactDeep) as T;
+  if (x && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) {
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, redactDeep(v)])) as T;
+  }
+  return x;
+}

@@ -118,23 +118,35 @@ export async function writeSimSession(sim: SimSession, sessionDir: string, seedI
   return files;
 }
 
-function resolvedSizes(o: SimulateCacheOptions): SimSizes {
+/** A simulator setting out of range; `field` names it (bad input, not a failure of the run). */
+export class SimParamError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`simulator: ${message}`);
+    this.name = 'SimParamError';
+  }
+}
+
+/** The sizes with defaults filled; a SimParamError naming the field when one is out of range. */
+export function resolvedSizes(o: Partial<SimSizes>): SimSizes {
   const s: SimSizes = { ...DEFAULT_SIZES };
   for (const k of Object.keys(DEFAULT_SIZES) as (keyof SimSizes)[]) {
     if (o[k] !== undefined) (s as unknown as Record<string, unknown>)[k] = o[k];
   }
   const range = (name: keyof SimSizes, min: number) => {
     const [a, b] = s[name] as readonly [number, number];
-    if (!Number.isInteger(a) || !Number.isInteger(b) || a < min || b < a) throw new Error(`simulator: '${name}' must be integers [min, max] with ${min} <= min <= max (got ${a}, ${b})`);
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < min || b < a) throw new SimParamError(name, `'${name}' must be integers [min, max] with ${min} <= min <= max (got ${a}, ${b})`);
   };
   range('trials', 1);
   range('neurons', 1);
   range('regions', 1);
-  if (s.neurons[0] < 3 * s.regions[1]) throw new Error(`simulator: 'neurons' minimum ${s.neurons[0]} is too small for ${s.regions[1]} regions (3 neurons each at least)`);
-  if (!(s.simDtMs > 0 && s.stepMs > 0)) throw new Error('simulator: simDtMs and stepMs must be positive');
+  if (s.neurons[0] < 3 * s.regions[1]) throw new SimParamError('neurons', `'neurons' minimum ${s.neurons[0]} is too small for ${s.regions[1]} regions (3 neurons each at least)`);
+  if (!(s.simDtMs > 0 && s.stepMs > 0)) throw new SimParamError(s.simDtMs > 0 ? 'stepMs' : 'simDtMs', 'simDtMs and stepMs must be positive');
   const [r0, r1] = s.refractoryMs;
-  if (!(r0 >= 0 && r1 >= r0)) throw new Error(`simulator: 'refractoryMs' must be [min, max] with 0 <= min <= max (got ${r0}, ${r1})`);
-  if (!(s.slowGain >= 0 && s.rateLogSd >= 0)) throw new Error("simulator: 'slowGain' and 'rateLogSd' must be >= 0");
+  if (!(r0 >= 0 && r1 >= r0)) throw new SimParamError('refractoryMs', `'refractoryMs' must be [min, max] with 0 <= min <= max (got ${r0}, ${r1})`);
+  if (!(s.slowGain >= 0 && s.rateLogSd >= 0)) throw new SimParamError(s.slowGain >= 0 ? 'rateLogSd' : 'slowGain', "'slowGain' and 'rateLogSd' must be >= 0");
   return s;
 }
 

@@ -10,6 +10,7 @@ import { stageKey } from '../../stage.ts';
 import { loadGraphForCli } from '../load-graph.ts';
 import pkg from '../../../package.json' with { type: 'json' };
 import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../tensor/backend.ts';
+import { redactDeep, redactUrlCredentials } from '../../one/errors.ts';
 
 export const command = 'run <graph>';
 export const describe = 'Run a graph file';
@@ -51,8 +52,9 @@ export async function handler(argv: { graph: string; set?: string[]; out?: strin
     status: 'running',
     seed: graph.seed,
     startedAt: new Date().toISOString(),
-    command: process.argv.slice(2),
-    overrides,
+    // What the user typed may hold a URL with a password in it (--set baseUrl=http://u:p@host).
+    command: redactDeep(process.argv.slice(2)),
+    overrides: redactDeep(overrides),
     versions: versions(),
     stages: Object.fromEntries(graph.nodes.map((n) => [n.id, stageKey(n.stage)])),
     plugins: Object.fromEntries(registry.plugins.map((p) => [p.manifest.name, `${p.manifest.version} (${p.source})`])),
@@ -61,7 +63,7 @@ export async function handler(argv: { graph: string; set?: string[]; out?: strin
   const backend = await initBackend({ force: argv.backend as BackendChoice | undefined, log: (m) => logger.debug(m) });
   info.backend = `${backend.name} (${backend.package}): ${backend.reason}`;
   logger.info({ backend: backend.name }, `tensor backend: ${backend.name} — ${backend.reason}`);
-  await dir.writeResolvedGraph(resolvedGraphObject(graph));
+  await dir.writeResolvedGraph(redactDeep(resolvedGraphObject(graph)));
   await dir.writeInfo(info);
   process.stdout.write(`run directory: ${dir.root}\n`);
   logger.info({ graph: graph.name, nodes: graph.nodes.length, seed: graph.seed }, `running ${graph.name}`);
@@ -86,20 +88,28 @@ export async function handler(argv: { graph: string; set?: string[]; out?: strin
   process.off('SIGINT', onSigint);
   process.off('SIGTERM', onSigint);
   progress.stopAll();
+  // A stage cut short by Ctrl-C (a download aborted mid-file) fails with the abort: that run was
+  // interrupted by its user, not failed (exit 130 like any interrupted run).
+  if (outcome.status === 'failed' && abort.signal.aborted) {
+    logger.info({ error: outcome.error ? redactUrlCredentials(outcome.error.message) : undefined }, 'the failure came after Ctrl-C: the run is interrupted');
+    outcome.status = 'interrupted';
+    outcome.error = undefined;
+  }
   const e = outcome.error;
+  const message = e ? redactUrlCredentials(e.message) : '';
   await dir.writeInfo({
     ...info,
     status: outcome.status,
     finishedAt: new Date().toISOString(),
     nodes: outcome.nodes,
     ...(dir.results.length ? { results: dir.results } : {}),
-    ...(e ? { error: { node: e.nodeId, stage: e.stage, item: e.item, message: e.message } } : {}),
+    ...(e ? { error: { node: e.nodeId, stage: e.stage, item: e.item, message } } : {}),
   });
   if (e) {
-    logger.error({ node: e.nodeId, item: e.item }, e.message);
+    logger.error({ node: e.nodeId, item: e.item }, message);
     // The stack is for developers: logs.jsonl only (it keeps debug), never the terminal.
-    logger.debug({ node: e.nodeId, stack: e.cause instanceof Error ? e.cause.stack : String(e.cause) }, 'stack of the failure');
-    process.stderr.write(`run failed: ${e.message}\nsee ${dir.logFile}\n`);
+    logger.debug({ node: e.nodeId, stack: redactUrlCredentials(e.cause instanceof Error ? String(e.cause.stack) : String(e.cause)) }, 'stack of the failure');
+    process.stderr.write(`run failed: ${message}\nsee ${dir.logFile}\n`);
     process.exitCode = 1;
     return;
   }

@@ -1,6 +1,6 @@
 // `mtm schema`: the JSON Schema of graph files for the stages registered now.
 import type { Argv } from 'yargs';
-import { createRegistry } from '../../di/bootstrap.ts';
+import { registryForCli } from '../load-graph.ts';
 import { graphJsonSchema } from '../../graph/schema.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 
@@ -14,7 +14,7 @@ export function builder(y: Argv) {
 }
 
 export async function handler(argv: { out?: string; plugin?: string[] }): Promise<void> {
-  const registry = await createRegistry({ plugins: argv.plugin });
+  const registry = await registryForCli(argv.plugin ?? []);
   const text = JSON.stringify(graphJsonSchema(registry), null, 2) + '\n';
   if (argv.out) {
     await writeFileAtomic(argv.out, text);

@@ -1,7 +1,7 @@
 // `mtm simulate`: writes simulated sessions into a ONE-layout cache (the embedded default data).
 import type { Argv } from 'yargs';
 import { resolve } from 'node:path';
-import { simulateCache } from '../../sim/cache.ts';
+import { resolvedSizes, SimParamError, simulateCache } from '../../sim/cache.ts';
 import { simulateParams } from '../../../stages/simulate.ts';
 import { GraphError, didYouMean } from '../../graph/diagnostics.ts';
 
@@ -37,6 +37,13 @@ export async function handler(argv: { out: string; sessions: number; seed: numbe
     );
   }
   const { sessions, seed, reuse, out, ...sizes } = parsed.data;
+  try {
+    // Checked before anything is written: a value out of range is bad input (exit 2), not a failed run.
+    resolvedSizes(sizes);
+  } catch (e) {
+    if (e instanceof SimParamError) throw new GraphError([{ file: '--set', line: 0, col: 0, path: e.field, message: e.message }]);
+    throw e;
+  }
   const infos = await simulateCache({ ...sizes, out, sessions, seed: seed ?? argv.seed, reuse }, (info) => {
     if (!argv.json) process.stderr.write(`simulated ${info.eid}  ${info.sessionPath}  ${info.nTrials} trials, ${info.nNeurons} neurons, regions ${info.regions.join(' ')}\n`);
   });

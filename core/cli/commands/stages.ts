@@ -1,6 +1,6 @@
 // `mtm stages [id]`: what is registered — ports, params with defaults and descriptions.
 import type { Argv } from 'yargs';
-import { createRegistry } from '../../di/bootstrap.ts';
+import { registryForCli } from '../load-graph.ts';
 import { unwrapSchema } from '../../registry.ts';
 import { GraphError } from '../../graph/diagnostics.ts';
 import { didYouMean } from '../../graph/diagnostics.ts';
@@ -41,7 +41,7 @@ export function describeStage(s: StageDescriptor<any>) {
 }
 
 export async function handler(argv: { id?: string; plugin?: string[]; json: boolean }): Promise<void> {
-  const registry = await createRegistry({ plugins: argv.plugin });
+  const registry = await registryForCli(argv.plugin ?? []);
   let stages = registry.allStages();
   if (argv.id) {
     const [id, v] = argv.id.split('@');

@@ -1,7 +1,7 @@
 // `mtm stream`: a new recording streamed through a trained model, causal predictions written as they come (the stream-predict stage without a graph).
 import type { Argv } from 'yargs';
 import { resolve, join } from 'node:path';
-import { createRegistry } from '../../di/bootstrap.ts';
+import { registryForCli } from '../load-graph.ts';
 import { GraphError, didYouMean } from '../../graph/diagnostics.ts';
 import { createLogger } from '../../log.ts';
 import { createProgress } from '../../progress.ts';
@@ -64,7 +64,7 @@ export async function handler(argv: StreamArgs): Promise<void> {
   const p = parsed.data;
   const progress = createProgress();
   const logger = createLogger({ level: argv.logLevel, write: (l) => progress.log(l) });
-  const registry = await createRegistry({ plugins: argv.plugin ?? [] });
+  const registry = await registryForCli(argv.plugin ?? []);
   const backend = await initBackend({ force: argv.backend as BackendChoice | undefined, log: (m) => logger.debug(m) });
   logger.info({ backend: backend.name }, `tensor backend: ${backend.name} — ${backend.reason}`);
 
