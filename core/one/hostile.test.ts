@@ -12,7 +12,8 @@ import { statSync } from 'node:fs';
 import { downloadFile, type DownloadItem, type DownloadOptions } from './download.ts';
 import { datasetFromRest, sessionFromRest, type RestDataset, type RestSession } from './records.ts';
 import { spikeSessionDatasets } from './spike-datasets.ts';
-import { tinySessionFiles } from './testing/alf-session.ts';
+import { tinySessionFiles, writeSessionFiles } from './testing/alf-session.ts';
+import { loadSpikeTrains } from '../alf/session.ts';
 import { startAlyxServer, type AlyxServer } from './testing/alyx-server.ts';
 
 let server: AlyxServer;
@@ -176,6 +177,34 @@ test('a redirect loop is not retried: one request chain, and the reason says so'
   assert.match(r.reason!, /redirect/);
   // fetch follows 20 redirects: 21 requests for the one attempt, not 6 x 21.
   assert.ok(forFile(name).length <= 21, `${forFile(name).length} requests`);
+});
+
+test('a probe whose spikes.times is missing from the dataset list fails the session in remote mode as in local mode', async () => {
+  const files = tinySessionFiles({ probes: ['probe00', 'probe01'], sorter: 'pykilosort', seed: 4 }).filter((f) => !f.relativePath.startsWith('alf/probe01/') || !f.relativePath.endsWith('spikes.times.npy'));
+  const { eid } = server.addSession({ lab: 'lab', subject: 'P1', date: '2024-07-01', number: 1, files });
+  const cache = tempDir('mtm-hostile-');
+  const r = remote(cache);
+  let remoteMsg = '';
+  try {
+    spikeSessionDatasets(await r.listDatasets(eid));
+    assert.unreachable('probe01 dropped silently');
+  } catch (e) {
+    remoteMsg = (e as Error).message;
+  }
+  assert.match(remoteMsg, /alf[/\\]probe01: missing spikes\.times\.npy/);
+  // The same files in a local folder: the loader's error, the same words.
+  const dir = join(tempDir('mtm-hostile-'), 'lab', 'Subjects', 'P1', '2024-07-01', '001');
+  await writeSessionFiles(dir, files);
+  let localMsg = '';
+  try {
+    await loadSpikeTrains(dir, {});
+    assert.unreachable();
+  } catch (e) {
+    localMsg = (e as Error).message;
+  }
+  assert.match(localMsg, /alf[/\\]probe01: missing spikes\.times\.npy/);
+  // Naming only the probes that are whole still works.
+  assert.ok(spikeSessionDatasets(await r.listDatasets(eid), ['probe00']).some((d) => d.relativePath === 'alf/probe00/pykilosort/spikes.times.npy'));
 });
 
 test.run();

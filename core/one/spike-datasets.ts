@@ -1,5 +1,6 @@
 // Which datasets of a session the spike-trains loader needs: spikes and clusters per probe, channels,
 // trials, wheel and whisker motion energy (docs/method.md §2.2), default revisions only.
+import { join } from 'node:path';
 import { SORTER_PREFERENCE } from '../alf/session.ts';
 import type { DatasetRecord } from './records.ts';
 
@@ -65,7 +66,14 @@ export function spikeSessionDatasets(ds: readonly DatasetRecord[], probes: reado
     list.push({ sorter: parts[2] ?? '', d });
     probeRows.set(probe, list);
   }
-  for (const list of probeRows.values()) {
+  for (const [probe, list] of probeRows) {
+    if (!list.some((x) => x.d.name === 'spikes.times.npy')) {
+      // The loader fails a probe folder without spike times (local mode); a probe whose spike
+      // times the server does not list fails the same way instead of vanishing from the session.
+      const d = list[0].d;
+      const sessionDir = d.path.slice(0, d.path.length - join(...d.relativePath.split('/')).length).replace(/[\\/]+$/, '');
+      throw new Error(`${join(sessionDir, 'alf', probe)}: missing spikes.times.npy (spike times in seconds): the server lists ${list.length} file(s) of ${probe} but not its spike times`);
+    }
     const sorters = [...new Set(list.filter((x) => x.sorter && x.d.name === 'spikes.times.npy').map((x) => x.sorter))].sort();
     const pick = sorters.length ? (SORTER_PREFERENCE.find((s) => sorters.includes(s)) ?? sorters[0]) : '';
     for (const x of list) if (x.sorter === pick) keep.push(x.d);
