@@ -181,6 +181,10 @@ async function readSpikes(dir: string, log: (msg: string) => void): Promise<{ ti
   const timesArr = await readRequired(dir, SPIKES_TIMES, 'spike times in seconds');
   const clustersArr = await readRequired(dir, SPIKES_CLUSTERS, 'cluster id of each spike');
   if (Array.isArray(timesArr.data)) throw new Error(`${timesFile}: holds ${timesArr.dtype} values, expected float64 seconds`);
+  if (/[iu]\d+$/.test(timesArr.dtype)) {
+    // Kilosort's spike_times.npy counts samples; read as seconds they would bin to all zeros.
+    throw new Error(`${timesFile}: holds integer (${timesArr.dtype}) spike times, which look like sample indices; ALF spikes.times are float64 seconds: divide by the sampling rate (params.py sample_rate, 30000 Hz on Neuropixels), e.g. np.save(path, (samples / 30000.0).astype('<f8')), or stream the phy folder with mtm stream, which reads params.py`);
+  }
   const times = timesArr.data instanceof Float64Array ? timesArr.data : Float64Array.from(timesArr.data);
   const clusters = toInt32(clustersArr, clustersFile);
   if (times.length !== clusters.length) {
@@ -190,6 +194,7 @@ async function readSpikes(dir: string, log: (msg: string) => void): Promise<{ ti
   for (let i = 0; i < times.length; i++) {
     const t = times[i];
     if (Number.isNaN(t)) throw new Error(`${timesFile}: spike ${i} has a NaN time`);
+    if (!Number.isFinite(t)) throw new Error(`${timesFile}: spike ${i} has an infinite time (${t})`);
     if (i > 0 && t < times[i - 1]) sorted = false;
   }
   if (sorted) return { times, clusters };
