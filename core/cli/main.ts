@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { GraphError, formatDiagnostic } from '../graph/diagnostics.ts';
 import { redactUrlCredentials } from '../one/errors.ts';
+import { findInputFileError } from '../io/input-error.ts';
 import * as run from './commands/run.ts';
 import * as validate from './commands/validate.ts';
 import * as stages from './commands/stages.ts';
@@ -39,6 +40,11 @@ export async function main(args: string[]): Promise<number> {
     }
     if (e instanceof UsageError) {
       process.stderr.write(`${e.message}\nRun 'mtm --help' for usage.\n`);
+      return 2;
+    }
+    const bad = findInputFileError(e);
+    if (bad) {
+      process.stderr.write(`${redactUrlCredentials(bad.message)}\n`);
       return 2;
     }
     // The stack is for developers (MTM_DEBUG=1); a user gets the message. Either way without credentials.

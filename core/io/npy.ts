@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { writeFileAtomic } from './atomic.ts';
+import { InputFileError } from './input-error.ts';
 
 export type NpyData =
   | Float64Array
@@ -32,7 +33,7 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const HOST_LITTLE_ENDIAN = endianness() === 'LE';
 
 function fail(name: string, what: string): never {
-  throw new Error(`${name}: ${what}`);
+  throw new InputFileError(`${name}: ${what}`);
 }
 
 interface Header {

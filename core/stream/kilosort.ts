@@ -1,5 +1,6 @@
 // Reads a Kilosort / phy output folder (spike_times.npy in samples, spike_clusters.npy, cluster_info.tsv,
 // params.py) into spike times in seconds and a cluster table, for streaming a new recording (docs/method.md §1.3).
+import { InputFileError } from '../io/input-error.ts';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { ProbeSpikes } from '../payloads.ts';
@@ -122,7 +123,7 @@ export function parseParamsPy(text: string, file = 'params.py'): Record<string, 
       line += ' ' + stripComment(lines[++i]).trim();
     }
     const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw new Error(`${file}: line ${i + 1}: expected \`name = value\`, found ${JSON.stringify(lines[i].trim().slice(0, 80))}`);
+    if (!m) throw new InputFileError(`${file}: line ${i + 1}: expected \`name = value\`, found ${JSON.stringify(lines[i].trim().slice(0, 80))}`);
     out[m[1]] = parsePyLiteral(m[2]);
   }
   return out;
@@ -139,11 +140,11 @@ export interface Tsv {
 /** A tab-separated table with a header line; short rows are padded with '' (phy leaves empty labels). */
 export function parseTsv(text: string, file: string): Tsv {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/).filter((l) => l.trim().length > 0);
-  if (!lines.length) throw new Error(`${file}: empty file (expected a header line such as "cluster_id\tgroup")`);
+  if (!lines.length) throw new InputFileError(`${file}: empty file (expected a header line such as "cluster_id\tgroup")`);
   const header = lines[0].split('\t').map((h) => h.trim());
   const rows = lines.slice(1).map((l, r) => {
     const cells = l.split('\t').map((c) => c.trim());
-    if (cells.length > header.length) throw new Error(`${file}: line ${r + 2} has ${cells.length} fields but the header has ${header.length}`);
+    if (cells.length > header.length) throw new InputFileError(`${file}: line ${r + 2} has ${cells.length} fields but the header has ${header.length}`);
     while (cells.length < header.length) cells.push('');
     return cells;
   });
@@ -153,11 +154,11 @@ export function parseTsv(text: string, file: string): Tsv {
 function idColumn(t: Tsv, file: string): number[] {
   // phy 2 writes cluster_id; phy 1 and some exporters write id.
   const k = ['cluster_id', 'id', 'cluster'].map((n) => t.header.indexOf(n)).find((k) => k >= 0);
-  if (k === undefined) throw new Error(`${file}: no cluster_id column (columns: ${t.header.join(', ')})`);
+  if (k === undefined) throw new InputFileError(`${file}: no cluster_id column (columns: ${t.header.join(', ')})`);
   return t.rows.map((row, r) => {
     const v = Number(row[k]);
     if (row[k] === '' || !Number.isInteger(v) || v < 0 || v > 2147483647) {
-      throw new Error(`${file}: line ${r + 2}, column "${t.header[k]}": ${JSON.stringify(row[k])} is not a cluster id`);
+      throw new InputFileError(`${file}: line ${r + 2}, column "${t.header[k]}": ${JSON.stringify(row[k])} is not a cluster id`);
     }
     return v;
   });
@@ -170,7 +171,7 @@ function numericCol(t: Tsv, name: string, file: string, ints: boolean): number[]
     if (row[k] === '' || /^nan$/i.test(row[k])) return Number.NaN;
     const v = Number(row[k]);
     if (!Number.isFinite(v) || (ints && !Number.isInteger(v))) {
-      throw new Error(`${file}: line ${r + 2}, column "${name}": ${JSON.stringify(row[k])} is not ${ints ? 'an integer' : 'a number'}`);
+      throw new InputFileError(`${file}: line ${r + 2}, column "${name}": ${JSON.stringify(row[k])} is not ${ints ? 'an integer' : 'a number'}`);
     }
     return v;
   });
@@ -187,7 +188,7 @@ async function readText(path: string): Promise<string | undefined> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
+    throw new InputFileError(`${path}: cannot read (${(e as Error).message})`);
   }
 }
 
@@ -229,7 +230,7 @@ export async function readClusterTable(folder: string): Promise<PhyClusterTable 
     // cluster_group.tsv names its column "group"; Kilosort's file "KSLabel"; be lenient with either.
     const k = t.header.findIndex((h, i) => i > 0 && ['group', 'KSLabel', 'label'].includes(h));
     const col = k >= 0 ? k : t.header.length > 1 ? 1 : -1;
-    if (col < 0) throw new Error(`${file}: no label column (expected "cluster_id\t${field === 'group' ? 'group' : 'KSLabel'}")`);
+    if (col < 0) throw new InputFileError(`${file}: no label column (expected "cluster_id\t${field === 'group' ? 'group' : 'KSLabel'}")`);
     source.push(file);
     ids.forEach((id, r) => {
       const e = labels.get(id) ?? {};
@@ -251,7 +252,7 @@ export async function readClusterTable(folder: string): Promise<PhyClusterTable 
 function checkUniqueIds(ids: Int32Array, file: string): void {
   const seen = new Set<number>();
   for (const id of ids) {
-    if (seen.has(id)) throw new Error(`${file}: cluster id ${id} appears more than once`);
+    if (seen.has(id)) throw new InputFileError(`${file}: cluster id ${id} appears more than once`);
     seen.add(id);
   }
 }
@@ -262,13 +263,13 @@ function checkUniqueIds(ids: Int32Array, file: string): void {
 function oneDim(a: NpyArray, file: string): void {
   // MATLAB-era Kilosort writes (n, 1) columns; Python Kilosort (n,).
   const ok = a.shape.length === 1 || (a.shape.length === 2 && a.shape[1] === 1);
-  if (!ok) throw new Error(`${file}: has shape (${a.shape.join(', ')}); expected a 1-D array or an (n, 1) column`);
+  if (!ok) throw new InputFileError(`${file}: has shape (${a.shape.join(', ')}); expected a 1-D array or an (n, 1) column`);
 }
 
 function integerValues(a: NpyArray, file: string, what: string): Float64Array | Int32Array {
   const d = a.data;
   if (Array.isArray(d) || d instanceof Float32Array || (d instanceof Float64Array && !/[iu]8$/.test(a.dtype))) {
-    throw new Error(`${file}: holds ${a.dtype} values; expected integer ${what}`);
+    throw new InputFileError(`${file}: holds ${a.dtype} values; expected integer ${what}`);
   }
   if (d instanceof Float64Array || d instanceof Int32Array) return d;
   return Float64Array.from(d);
@@ -277,12 +278,12 @@ function integerValues(a: NpyArray, file: string, what: string): Float64Array | 
 function toClusterIds(a: NpyArray, file: string): Int32Array {
   const v = integerValues(a, file, 'cluster ids');
   if (v instanceof Int32Array) {
-    for (let i = 0; i < v.length; i++) if (v[i] < 0) throw new Error(`${file}: spike ${i} has a negative cluster id ${v[i]}`);
+    for (let i = 0; i < v.length; i++) if (v[i] < 0) throw new InputFileError(`${file}: spike ${i} has a negative cluster id ${v[i]}`);
     return v;
   }
   const out = new Int32Array(v.length);
   for (let i = 0; i < v.length; i++) {
-    if (v[i] < 0 || v[i] > 2147483647) throw new Error(`${file}: spike ${i} has cluster id ${v[i]}, outside 0..2147483647`);
+    if (v[i] < 0 || v[i] > 2147483647) throw new InputFileError(`${file}: spike ${i} has cluster id ${v[i]}, outside 0..2147483647`);
     out[i] = v[i];
   }
   return out;
@@ -296,18 +297,18 @@ async function isFile(path: string): Promise<boolean> {
 export async function readPhyFolder(folder: string, opts: ReadPhyOptions = {}): Promise<PhyFolder> {
   const log = opts.log ?? (() => {});
   const dir = resolve(folder);
-  if (!(await stat(dir).catch(() => null))?.isDirectory()) throw new Error(`${dir}: phy folder not found`);
+  if (!(await stat(dir).catch(() => null))?.isDirectory()) throw new InputFileError(`${dir}: phy folder not found`);
 
   const paramsFile = join(dir, 'params.py');
   const paramsText = await readText(paramsFile);
-  if (paramsText === undefined) throw new Error(`${dir}: missing params.py (it gives sample_rate, needed to turn spike samples into seconds)`);
+  if (paramsText === undefined) throw new InputFileError(`${dir}: missing params.py (it gives sample_rate, needed to turn spike samples into seconds)`);
   const params = parseParamsPy(paramsText, paramsFile);
   const fs = params.sample_rate;
-  if (fs === undefined) throw new Error(`${paramsFile}: no sample_rate (expected a line like \`sample_rate = 30000.0\`)`);
-  if (typeof fs !== 'number' || !(fs > 0) || !Number.isFinite(fs)) throw new Error(`${paramsFile}: sample_rate is ${JSON.stringify(fs)}; expected a positive number of Hz`);
+  if (fs === undefined) throw new InputFileError(`${paramsFile}: no sample_rate (expected a line like \`sample_rate = 30000.0\`)`);
+  if (typeof fs !== 'number' || !(fs > 0) || !Number.isFinite(fs)) throw new InputFileError(`${paramsFile}: sample_rate is ${JSON.stringify(fs)}; expected a positive number of Hz`);
 
   const timesFile = join(dir, 'spike_times.npy');
-  if (!(await isFile(timesFile))) throw new Error(`${dir}: missing spike_times.npy (spike sample indices)`);
+  if (!(await isFile(timesFile))) throw new InputFileError(`${dir}: missing spike_times.npy (spike sample indices)`);
   const timesArr = await readNpy(timesFile);
   oneDim(timesArr, timesFile);
   const samplesRaw = integerValues(timesArr, timesFile, 'sample indices (Kilosort writes uint64 or int64)');
@@ -317,7 +318,7 @@ export async function readPhyFolder(folder: string, opts: ReadPhyOptions = {}): 
   if (!(await isFile(clustersFile))) {
     // Before any manual curation phy has not written spike_clusters.npy: clusters are the templates.
     const templates = join(dir, 'spike_templates.npy');
-    if (!(await isFile(templates))) throw new Error(`${dir}: missing spike_clusters.npy (and no spike_templates.npy to fall back on)`);
+    if (!(await isFile(templates))) throw new InputFileError(`${dir}: missing spike_clusters.npy (and no spike_templates.npy to fall back on)`);
     log(`${dir}: no spike_clusters.npy; using spike_templates.npy as the cluster of each spike`);
     clustersName = 'spike_templates.npy';
     clustersFile = templates;
@@ -326,13 +327,13 @@ export async function readPhyFolder(folder: string, opts: ReadPhyOptions = {}): 
   oneDim(clustersArr, clustersFile);
   let clusters = toClusterIds(clustersArr, clustersFile);
   if (clusters.length !== samplesRaw.length) {
-    throw new Error(`${clustersFile}: has ${clusters.length} spikes but spike_times.npy has ${samplesRaw.length}`);
+    throw new InputFileError(`${clustersFile}: has ${clusters.length} spikes but spike_times.npy has ${samplesRaw.length}`);
   }
 
   let samples = samplesRaw instanceof Float64Array ? samplesRaw : Float64Array.from(samplesRaw);
   let sorted = true;
   for (let i = 0; i < samples.length; i++) {
-    if (samples[i] < 0) throw new Error(`${timesFile}: spike ${i} has a negative sample index ${samples[i]}`);
+    if (samples[i] < 0) throw new InputFileError(`${timesFile}: spike ${i} has a negative sample index ${samples[i]}`);
     if (i > 0 && samples[i] < samples[i - 1]) sorted = false;
   }
   if (!sorted) {

@@ -9,6 +9,8 @@ import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../tensor/b
 import { runStreamPredict, streamPredictParams } from '../../../stages/stream-predict.ts';
 
 export const command = 'stream';
+const MIN_SPEED = 0.01;
+const MAX_SPEED = 1e6;
 export const describe = 'Stream a recording (phy/Kilosort folder, ALF session or synthetic:<minutes>) through a trained model: causal rate predictions, written as they come';
 
 export function builder(y: Argv) {
@@ -49,6 +51,11 @@ export async function handler(argv: StreamArgs): Promise<void> {
     const eq = s.indexOf('=');
     if (eq <= 0) throw new GraphError([{ file: '--set', line: 0, col: 0, path: s, message: 'expected key=value (e.g. --set strideBins=5)' }]);
     extra[s.slice(0, eq).trim()] = parse(s.slice(eq + 1));
+  }
+  // 0 is as fast as the model goes; anything else is a replay speed a timer can keep (a speed of
+  // 1e-9 would ask for waits of years, which overflow the timer and then fire at once).
+  if (!(argv.speed === 0 || (Number.isFinite(argv.speed) && argv.speed >= MIN_SPEED && argv.speed <= MAX_SPEED))) {
+    throw new GraphError([{ file: '--speed', line: 0, col: 0, path: 'speed', message: `replay speed ${argv.speed} is out of range: 0 (as fast as possible) or ${MIN_SPEED} to ${MAX_SPEED}` }]);
   }
   const out = resolve(argv.out ?? join('runs', `${stamp()}-stream`));
   const parsed = streamPredictParams.strict().safeParse({ ...extra, model: resolve(argv.model), source: argv.source, speed: argv.speed, out });
