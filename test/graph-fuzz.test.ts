@@ -8,6 +8,7 @@ import { parse, stringify } from 'yaml';
 import demo from './fixtures/demo-plugin/plugin.ts';
 import { Registry } from '../core/registry.ts';
 import { GraphSource, graphPluginPaths, loadGraphSource } from '../core/graph/load.ts';
+import { MAX_ALIAS_COUNT, MAX_GRAPH_BYTES } from '../core/graph/source.ts';
 import { createRng, type Rng } from '../core/rng.ts';
 
 const registry = new Registry(demo.stages, []);
@@ -121,5 +122,45 @@ function fuzz(base: string, seed: number, cases: number): void {
 test('1,000+ malformed graph files all give clean, located errors', () => fuzz(fixture('good.yaml'), 20241, 1200));
 
 test('600 malformed graph files with blocks all give clean, located errors', () => fuzz(fixture('blocks.yaml'), 7, 600));
+
+test('YAML anchors and aliases: a few are read, alias bombs of any shape are refused cleanly; oversized files too', () => {
+  const base = fixture('good.yaml');
+  const r = createRng(99);
+  const load = (text: string, file: string) => {
+    const src = new GraphSource(text, file);
+    graphPluginPaths(src);
+    return loadGraphSource(src, registry);
+  };
+  // A graph that shares a value through an anchor stays valid.
+  const withAnchor = base.replace(/^name: (.*)$/m, 'name: &n $1').replace(/^description: .*$/m, 'description: *n');
+  assert.ok(load(withAnchor, 'anchor.yaml').graph, 'one anchor and one alias are fine');
+  for (let c = 0; c < 40; c++) {
+    const width = 2 + r.int(9);
+    const depth = 2 + r.int(8);
+    const lines = [`l0: &l0 [${Array(width).fill('"x"').join(',')}]`];
+    for (let i = 1; i <= depth; i++) lines.push(`l${i}: &l${i} [${Array(width).fill(`*l${i - 1}`).join(',')}]`);
+    const text = r.next() < 0.5 ? `${base}zz:\n${lines.map((l) => `  ${l}`).join('\n')}\n` : base.replace(/^description: .*$/m, `description:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+    const expansions = Array.from({ length: depth }, (_, i) => width ** (i + 1)).reduce((a, b) => a + b, 0);
+    const file = `bomb-${c}.yaml`;
+    let result;
+    try {
+      result = load(text, file);
+    } catch (e) {
+      assert.unreachable(`loader threw on ${file} (${width} x ${depth}): ${(e as Error).stack}`);
+      return;
+    }
+    assert.not.ok(result.graph, `${file} accepted`);
+    if (expansions > MAX_ALIAS_COUNT * 10) assert.ok(result.diagnostics.some((d) => /alias/i.test(d.message)), `${file}: ${result.diagnostics.map((d) => d.message).join('; ')}`);
+    for (const d of result.diagnostics) {
+      assert.is(d.file, file);
+      assert.ok(d.line >= 1, `${file}: line ${d.line}`);
+      assert.not.match(d.message, /\n\s+at /);
+    }
+  }
+  const big = `${base}# ${'x'.repeat(MAX_GRAPH_BYTES)}\n`;
+  const result = load(big, 'big.yaml');
+  assert.not.ok(result.graph);
+  assert.match(result.diagnostics[0].message, /graph file too large: \d+ bytes/);
+});
 
 test.run();

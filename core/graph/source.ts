@@ -27,7 +27,7 @@ export class GraphSource {
     const bytes = Buffer.byteLength(text);
     if (bytes > MAX_GRAPH_BYTES) {
       this.doc = parseDocument('', { lineCounter: this.lineCounter });
-      this.syntaxErrors = [{ file, line: 0, col: 0, path: '', message: `graph file too large: ${bytes} bytes (at most ${MAX_GRAPH_BYTES}; graph files are a few kB)` }];
+      this.syntaxErrors = [{ file, line: 1, col: 1, path: '', message: `graph file too large: ${bytes} bytes (at most ${MAX_GRAPH_BYTES}; graph files are a few kB)` }];
       return;
     }
     this.doc = parseDocument(text, { lineCounter: this.lineCounter, prettyErrors: false, uniqueKeys: true });
@@ -46,7 +46,7 @@ export class GraphSource {
         this.#value = this.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
       } catch (e) {
         // yaml throws a ReferenceError for excessive aliases; any failure here is the file's.
-        this.syntaxErrors = [{ file, line: 0, col: 0, path: '', message: `YAML: ${firstLine((e as Error).message)} (anchors may expand at most ${MAX_ALIAS_COUNT} aliases)` }];
+        this.syntaxErrors = [{ file, line: 1, col: 1, path: '', message: `YAML: ${firstLine((e as Error).message)} (anchors may expand at most ${MAX_ALIAS_COUNT} aliases)` }];
       }
     }
   }
