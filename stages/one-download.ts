@@ -2,7 +2,7 @@
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { defineStage } from '../core/stage.ts';
+import { defineStage, type StageContext } from '../core/stage.ts';
 import type { SessionRef, SpikeTrains } from '../core/payloads.ts';
 import { loadSpikeTrains } from '../core/alf/session.ts';
 import { OneClient, type DownloadReport, type SearchFilters } from '../core/one/one.ts';
@@ -52,6 +52,139 @@ function filters(s: z.output<typeof searchSchema>): SearchFilters {
   return f;
 }
 
+/** Turns session specs (eids, folders) and refs into spike trains for one node, downloading in remote mode. */
+class SessionLoader {
+  readonly client: OneClient;
+  /** Clients on the cache folders that arriving refs name, by folder. */
+  private readonly clients = new Map<string, OneClient>();
+
+  constructor(
+    private readonly p: OneDownloadParams,
+    private readonly ctx: StageContext,
+  ) {
+    this.client = this.clientOn(p.cacheDir || undefined);
+  }
+
+  private clientOn(cacheDir: string | undefined): OneClient {
+    const { p, ctx } = this;
+    return new OneClient({ cacheDir, baseUrl: p.baseUrl || undefined, mode: p.mode, parallelDownloads: p.parallelDownloads }, { logger: ctx.logger, signal: ctx.signal });
+  }
+
+  /** The sessions the params name: listed, or found by the search (every cached one in local mode without a search). */
+  async specsFromParams(): Promise<string[]> {
+    const { p, client } = this;
+    const specs = p.sessions.length
+      ? p.sessions
+      : (await client.searchSessions(p.search ? filters(p.search) : {})).map((s) => s.eid ?? join(client.cacheDir, s.relativePath));
+    if (specs.length === 0) this.ctx.logger.warn({ mode: client.mode, cacheDir: client.cacheDir, search: p.search }, 'no session matches');
+    return specs;
+  }
+
+  /** One session named by eid or folder: downloaded first when remote and named by eid. */
+  async loadSpec(spec: string): Promise<SpikeTrains> {
+    const ref = await this.client.resolveSession(spec);
+    const slog = this.ctx.logger.child({ session: ref.sessionId });
+    if (this.client.mode === 'remote' && ref.eid && isUuid(spec)) await this.download(ref.eid, ref.sessionId, slog);
+    return loadSpikeTrains(ref.path, { probes: this.probes(), sessionId: ref.sessionId, eid: ref.eid, log: (msg) => slog.info(msg) });
+  }
+
+  /**
+   * A session arriving as a reference (from the simulator, say), resolved through a ONE client on
+   * the cache folder it names, in the stage's mode: by eid through the cache tables.
+   */
+  async loadRef(ref: SessionRef): Promise<SpikeTrains> {
+    let c = ref.cacheDir ? this.clients.get(ref.cacheDir) : this.client;
+    if (!c) this.clients.set(ref.cacheDir!, (c = this.clientOn(ref.cacheDir)));
+    const resolved = await c.resolveSession(ref.eid ?? ref.path);
+    const log = (msg: string) => this.ctx.logger.child({ session: ref.sessionId }).info(msg);
+    return loadSpikeTrains(resolved.path, { probes: this.probes(), sessionId: ref.sessionId, eid: resolved.eid ?? ref.eid, log });
+  }
+
+  private probes(): string[] | undefined {
+    return this.p.probes.length ? this.p.probes : undefined;
+  }
+
+  /** Downloads what the loader needs of one session, verified, with a progress bar and the manifest lines. */
+  private async download(eid: string, sessionId: string, slog: StageContext['logger']): Promise<void> {
+    const { p, ctx, client } = this;
+    const wanted = spikeSessionDatasets(await client.listDatasets(eid), p.probes);
+    if (!wanted.some((d) => d.name === 'spikes.times.npy')) {
+      throw new Error(`no spike sorting (spikes.times.npy${p.probes.length ? ` for ${p.probes.join(', ')}` : ''}) among the datasets of ${eid} on ${client.config.baseUrl}`);
+    }
+    const total = wanted.reduce((s, d) => s + (d.size ?? 0), 0);
+    const bar = ctx.progress(`download ${sessionId.slice(0, 8)}`, total);
+    let shown = 0;
+    let report: DownloadReport;
+    try {
+      report = await client.download(wanted, {
+        throwOnFailure: false,
+        onProgress: (done, all) => {
+          if (all !== total) bar.setTotal(all);
+          if (done > shown) bar.increment(done - shown);
+          shown = done;
+        },
+      });
+    } finally {
+      bar.stop();
+    }
+    await this.manifest(sessionId, report);
+    slog.info({ downloaded: report.downloaded, cached: report.cached, failed: report.failed.length, bytes: report.rows.reduce((s, r) => s + r.bytesFetched, 0) }, 'datasets in the cache');
+    if (report.failed.length) {
+      throw new Error(`${report.failed.length} file(s) could not be downloaded:\n${report.failed.map((r) => `  ${r.reason}`).join('\n')}`);
+    }
+  }
+
+  /** One line per file to artifacts/<node>/downloads.jsonl. */
+  private async manifest(sessionId: string, report: DownloadReport): Promise<void> {
+    if (!report.rows.length) return;
+    const file = join(this.ctx.run.artifactDir(this.ctx.nodeId), 'downloads.jsonl');
+    const lines = report.rows.map((r) =>
+      JSON.stringify({ session: sessionId, probe: /^alf\/(?!task_\d+\/)([^/]+)\//.exec(r.relativePath)?.[1] ?? null, dataset: r.relativePath, datasetId: r.datasetId, size: r.size, hash: r.hash, status: r.status, reason: r.reason, bytesFetched: r.bytesFetched, attempts: r.attempts, resumedFrom: r.resumedFrom }),
+    );
+    await appendFile(file, lines.join('\n') + '\n');
+  }
+}
+
+/** The sessions of the params, then those arriving as refs; a failed one is logged and skipped unless failFast. */
+async function* loadSessions(loader: SessionLoader, p: OneDownloadParams, ctx: StageContext, refs: AsyncIterable<SessionRef> | undefined): AsyncGenerator<SpikeTrains> {
+  const specs = p.sessions.length > 0 || p.search !== null || !refs ? await loader.specsFromParams() : [];
+  const bar = ctx.progress('sessions', specs.length);
+  let failed = 0;
+  let tried = 0;
+  const attempt = async (spec: string, load: () => Promise<SpikeTrains>): Promise<SpikeTrains | undefined> => {
+    tried++;
+    try {
+      const trains = await load();
+      bar.increment(1, trains.sessionId);
+      return trains;
+    } catch (e) {
+      const msg = `session ${spec}: ${(e as Error).message}`;
+      if (p.failFast) throw new Error(msg, { cause: e });
+      failed++;
+      ctx.logger.error({ session: spec }, msg);
+      ctx.run.metric(ctx.nodeId, { skippedSession: spec, reason: (e as Error).message });
+      bar.increment(1, 'failed');
+      return undefined;
+    }
+  };
+  try {
+    for (const spec of specs) {
+      if (ctx.signal.aborted) return;
+      const trains = await attempt(spec, () => loader.loadSpec(spec));
+      if (trains) yield trains;
+    }
+    for await (const ref of refs ?? []) {
+      if (ctx.signal.aborted) return;
+      bar.setTotal(specs.length + tried + 1);
+      const trains = await attempt(ref.sessionId, () => loader.loadRef(ref));
+      if (trains) yield trains;
+    }
+  } finally {
+    bar.stop();
+  }
+  if (failed > 0 && failed === tried) throw new Error(`${ctx.nodeId}: none of the ${failed} session(s) could be loaded (see the errors above)`);
+}
+
 export const oneDownload = defineStage({
   id: 'one-download',
   version: 1,
@@ -67,129 +200,7 @@ export const oneDownload = defineStage({
     if (p.mode === 'remote' && p.sessions.length === 0 && p.search === null && !refsIn) {
       throw new Error(`${ctx.nodeId}: remote mode needs 'sessions' or 'search' (it will not download every session of the database)`);
     }
-    const client = new OneClient(
-      {
-        cacheDir: p.cacheDir || undefined,
-        baseUrl: p.baseUrl || undefined,
-        mode: p.mode,
-        parallelDownloads: p.parallelDownloads,
-      },
-      { logger: ctx.logger, signal: ctx.signal },
-    );
-    const log = ctx.logger;
-
-    const manifest = async (sessionId: string, report: DownloadReport) => {
-      if (!report.rows.length) return;
-      const file = join(ctx.run.artifactDir(ctx.nodeId), 'downloads.jsonl');
-      const lines = report.rows.map((r) =>
-        JSON.stringify({ session: sessionId, probe: /^alf\/(?!task_\d+\/)([^/]+)\//.exec(r.relativePath)?.[1] ?? null, dataset: r.relativePath, datasetId: r.datasetId, size: r.size, hash: r.hash, status: r.status, reason: r.reason, bytesFetched: r.bytesFetched, attempts: r.attempts, resumedFrom: r.resumedFrom }),
-      );
-      await appendFile(file, lines.join('\n') + '\n');
-    };
-
-    const loadOne = async (spec: string): Promise<SpikeTrains> => {
-      const ref = await client.resolveSession(spec);
-      const slog = log.child({ session: ref.sessionId });
-      if (client.mode === 'remote' && ref.eid && isUuid(spec)) {
-        const wanted = spikeSessionDatasets(await client.listDatasets(ref.eid), p.probes);
-        if (!wanted.some((d) => d.name === 'spikes.times.npy')) {
-          throw new Error(`no spike sorting (spikes.times.npy${p.probes.length ? ` for ${p.probes.join(', ')}` : ''}) among the datasets of ${ref.eid} on ${client.config.baseUrl}`);
-        }
-        const total = wanted.reduce((s, d) => s + (d.size ?? 0), 0);
-        const bar = ctx.progress(`download ${ref.sessionId.slice(0, 8)}`, total);
-        let shown = 0;
-        let report: DownloadReport;
-        try {
-          report = await client.download(wanted, {
-            throwOnFailure: false,
-            onProgress: (done, all) => {
-              if (all !== total) bar.setTotal(all);
-              if (done > shown) bar.increment(done - shown);
-              shown = done;
-            },
-          });
-        } finally {
-          bar.stop();
-        }
-        await manifest(ref.sessionId, report);
-        slog.info({ downloaded: report.downloaded, cached: report.cached, failed: report.failed.length, bytes: report.rows.reduce((s, r) => s + r.bytesFetched, 0) }, 'datasets in the cache');
-        if (report.failed.length) {
-          throw new Error(`${report.failed.length} file(s) could not be downloaded:\n${report.failed.map((r) => `  ${r.reason}`).join('\n')}`);
-        }
-      }
-      return loadSpikeTrains(ref.path, {
-        probes: p.probes.length ? p.probes : undefined,
-        sessionId: ref.sessionId,
-        eid: ref.eid,
-        log: (msg) => slog.info(msg),
-      });
-    };
-
-    // Sessions arriving as references (from the simulator, say) are resolved through a ONE client
-    // on the cache folder they name, in the stage's mode: by eid through the cache tables.
-    const clients = new Map<string, OneClient>();
-    const clientFor = (cacheDir: string | undefined): OneClient => {
-      if (!cacheDir) return client;
-      let c = clients.get(cacheDir);
-      if (!c) {
-        c = new OneClient({ cacheDir, baseUrl: p.baseUrl || undefined, mode: p.mode, parallelDownloads: p.parallelDownloads }, { logger: ctx.logger, signal: ctx.signal });
-        clients.set(cacheDir, c);
-      }
-      return c;
-    };
-    const loadRef = async (ref: SessionRef): Promise<SpikeTrains> => {
-      const c = clientFor(ref.cacheDir);
-      const resolved = await c.resolveSession(ref.eid ?? ref.path);
-      return loadSpikeTrains(resolved.path, { probes: p.probes.length ? p.probes : undefined, sessionId: ref.sessionId, eid: resolved.eid ?? ref.eid, log: (msg) => log.child({ session: ref.sessionId }).info(msg) });
-    };
-
-    async function* sessions(refs: AsyncIterable<SessionRef>): AsyncGenerator<SpikeTrains> {
-      const fromParams = p.sessions.length > 0 || p.search !== null || !refsIn;
-      const specs = !fromParams
-        ? []
-        : p.sessions.length
-          ? p.sessions
-          : (await client.searchSessions(p.search ? filters(p.search) : {})).map((s) => s.eid ?? join(client.cacheDir, s.relativePath));
-      if (fromParams && specs.length === 0) log.warn({ mode: client.mode, cacheDir: client.cacheDir, search: p.search }, 'no session matches');
-      const bar = ctx.progress('sessions', specs.length);
-      let failed = 0;
-      let tried = 0;
-      const attempt = async (spec: string, load: () => Promise<SpikeTrains>): Promise<SpikeTrains | undefined> => {
-        tried++;
-        try {
-          const trains = await load();
-          bar.increment(1, trains.sessionId);
-          return trains;
-        } catch (e) {
-          const msg = `session ${spec}: ${(e as Error).message}`;
-          if (p.failFast) throw new Error(msg, { cause: e });
-          failed++;
-          log.error({ session: spec }, msg);
-          ctx.run.metric(ctx.nodeId, { skippedSession: spec, reason: (e as Error).message });
-          bar.increment(1, 'failed');
-          return undefined;
-        }
-      };
-      try {
-        for (const spec of specs) {
-          if (ctx.signal.aborted) return;
-          const trains = await attempt(spec, () => loadOne(spec));
-          if (trains) yield trains;
-        }
-        if (refsIn) {
-          for await (const ref of refs) {
-            if (ctx.signal.aborted) return;
-            bar.setTotal(specs.length + tried + 1);
-            const trains = await attempt(ref.sessionId, () => loadRef(ref));
-            if (trains) yield trains;
-          }
-        }
-      } finally {
-        bar.stop();
-      }
-      if (failed > 0 && failed === tried) throw new Error(`${ctx.nodeId}: none of the ${failed} session(s) could be loaded (see the errors above)`);
-    }
-
-    return { generate: (inputs) => sessions(inputs.sessions) };
+    const loader = new SessionLoader(p, ctx);
+    return { generate: (inputs) => loadSessions(loader, p, ctx, refsIn ? inputs.sessions : undefined) };
   },
 });
