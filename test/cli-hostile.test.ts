@@ -143,4 +143,16 @@ test('a plugin that throws while registering: a message naming the plugin, exit 
   noStack(r.err);
 });
 
+test('a rerun into the folder of a SIGKILLed run records that attempt as killed, not running', () => {
+  const out = join(tempDir('mtm-cli-run-'), 'run');
+  mkdirSync(out, { recursive: true });
+  // What a run killed with SIGKILL leaves: run.json still saying running.
+  writeFileSync(join(out, 'run.json'), JSON.stringify({ graph: 'demo-good', status: 'running', startedAt: '2026-01-01T00:00:00.000Z' }));
+  const r = mtm('run', join('test', 'fixtures', 'graphs', 'good.yaml'), '--out', out);
+  assert.is(r.code, 0, r.err);
+  const info = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+  assert.is(info.status, 'completed');
+  assert.equal(info.previousAttempts.map((a: { status: string }) => a.status), ['killed']);
+});
+
 test.run();

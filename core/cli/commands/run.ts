@@ -1,5 +1,7 @@
 // `mtm run <graph>`: validate, make the run directory, run, and say where everything is.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { createLogger } from '../../log.ts';
 import { createProgress } from '../../progress.ts';
@@ -41,8 +43,25 @@ function versions(): Record<string, string> {
   return out;
 }
 
+/**
+ * A run.json that still says `running` when a new run starts in its folder belongs to a run that
+ * never closed it: killed (SIGKILL, power loss, out of memory). It is recorded as `killed`, so the
+ * new run's previousAttempts tell the truth (docs/architecture.md §9).
+ */
+function markKilledAttempt(out: string): void {
+  const file = join(resolve(out), 'run.json');
+  if (!existsSync(file)) return;
+  try {
+    const prev = JSON.parse(readFileSync(file, 'utf8'));
+    if (prev?.status === 'running') writeFileSync(file, JSON.stringify({ ...prev, status: 'killed' }, null, 2) + '\n');
+  } catch {
+    // A damaged record is replaced by the new run anyway.
+  }
+}
+
 export async function handler(argv: { graph: string; set?: string[]; out?: string; seed?: number; plugin?: string[]; maxInFlight: number; logLevel: string; backend?: string }): Promise<void> {
   const { graph, registry, overrides } = await loadGraphForCli(argv.graph, argv);
+  if (argv.out) markKilledAttempt(argv.out);
   const dir = RunDirectory.create(graph.name, argv.out);
   const progress = createProgress();
   const logger = createLogger({ file: dir.logFile, level: argv.logLevel, write: (l) => progress.log(l) });
