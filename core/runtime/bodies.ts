@@ -29,7 +29,7 @@ type AnyBody =
   | { run(inputs: Record<string, unknown>, send: (port: string, value: unknown) => Promise<void>): Promise<void> };
 
 /** Returns the operator of a body; an operator (the escape hatch) gets every declared input, absent ones empty. */
-export function bodyOperator(stage: StageShape, body: unknown, ctx: StageContext): (streams: Partial<Streams>) => Streams {
+export function bodyOperator(stage: StageShape, body: unknown, ctx: StageContext): Adapted {
   if (typeof body === 'function') {
     const op = body as StageOperator;
     return (streams) => op(Object.fromEntries(Object.keys(stage.inputs).map((port) => [port, streams[port] ?? EMPTY])));

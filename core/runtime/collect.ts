@@ -1,5 +1,6 @@
-// Collecting a whole input stream, for stages that need every item before they can start (an
-// evaluator waiting for its models, a report waiting for every metric).
+// Collecting a whole input stream, for the ports declared `collect: true` (an evaluator waiting
+// for its models, a report waiting for every metric). The body adapter (bodies.ts) calls it;
+// stages receive the array (docs/architecture.md §4.4).
 import { EMPTY, lastValueFrom, toArray, type Observable } from 'rxjs';
 
 /**
