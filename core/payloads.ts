@@ -174,9 +174,16 @@ export interface ReportRef {
   files: string[];
 }
 
+/** Predicted log-rates. No built-in stage carries this type yet, so its fields are not fixed. */
+export interface Predictions {
+  kind: 'predictions';
+  sessionId?: string;
+  [field: string]: unknown;
+}
+
 /**
  * The value each payload type carries, so a stage's inputs and outputs are typed from its port
- * declarations (docs/architecture.md §4.2). `predictions` has no stage carrying it yet.
+ * declarations (docs/architecture.md §4.2).
  */
 export interface PayloadMap {
   'session-ref': SessionRef;
@@ -184,7 +191,7 @@ export interface PayloadMap {
   'binned-session': BinnedSession;
   'masked-batch': MaskedBatch;
   'model': ModelRef;
-  'predictions': unknown;
+  'predictions': Predictions;
   'metrics': Metrics;
   'report': ReportRef;
   'artifact': Artifact;
