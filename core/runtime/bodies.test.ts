@@ -8,6 +8,10 @@ import type { Metrics } from '../payloads.ts';
 import { manualStream, runStage, testContext } from '../testing.ts';
 import { pulledIterable } from './demand.ts';
 import { paced } from './bodies.ts';
+import { runGraph } from './run-graph.ts';
+import { Registry } from '../registry.ts';
+import { loadGraphText } from '../graph/load.ts';
+import { silentLogger } from '../log.ts';
 
 const m = (i: number): Metrics => ({ kind: 'metrics', sessionId: `s${i}`, values: { i } });
 const port = () => ({ type: 'metrics', description: 'items' }) as const;
@@ -110,6 +114,65 @@ test('an operator (the escape hatch) sees every declared input, an absent one em
   const op = stageOf({ a: port(), b: port() }, { out: port() }, () => (inputs) => ({ out: inputs.b }));
   const out = await runStage(op, {}, { a: [m(1)] });
   assert.equal(out.out, []);
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Bodies that work slowly on each item: a run body that loops without emitting (as training
+// does) and a map body; through the runtime, the source above must follow their pace.
+const slowLoop = defineStage({
+  id: 'slow-loop', version: 1, summary: 'takes items slowly, emits one total', params: z.object({}),
+  inputs: { items: port() }, outputs: { total: port(), seen: port() },
+  create: (_p, ctx) => ({
+    async run({ items }, send) {
+      let n = 0;
+      for await (const x of items) {
+        await sleep(10);
+        ctx.run.metric(ctx.nodeId, { done: x.values.i });
+        await send('seen', x);
+        n++;
+      }
+      await send('total', m(n));
+    },
+  }),
+});
+const slowMap = defineStage({
+  id: 'slow-map', version: 1, summary: 'passes items on slowly', params: z.object({}),
+  inputs: { items: port() }, outputs: { items: port() },
+  create: (_p, ctx) => ({
+    async map(x) {
+      await sleep(10);
+      ctx.run.metric(ctx.nodeId, { done: x.values.i });
+      return x;
+    },
+  }),
+});
+
+async function paceOf(consumer: string): Promise<{ ahead: number; done: number; emitted: Record<string, number> }> {
+  const { default: demo } = await import('../../test/fixtures/demo-plugin/plugin.ts');
+  const registry = new Registry([...demo.stages, slowLoop, slowMap], []);
+  const { graph } = loadGraphText(`nodes:\n  count: { stage: count-source@1, params: { count: 10 } }\n  slow: { stage: ${consumer}@1, in: { items: count.items } }\n`, 'inline.yaml', registry);
+  const run = testContext().run;
+  const outcome = await runGraph({ graph: graph!, run, logger: silentLogger, progress: () => ({ increment() {}, setTotal() {}, stop() {} }), signal: new AbortController().signal, maxInFlight: 2 });
+  assert.is(outcome.status, 'completed');
+  const lines = (await import('node:fs')).readFileSync(`${run.root}/metrics.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  let done = 0;
+  let ahead = 0;
+  for (const l of lines) {
+    if (l.node === 'slow' && 'done' in l) done++;
+    if (l.node === 'count' && 'pulled' in l) ahead = Math.max(ahead, l.pulled - done);
+  }
+  return { ahead, done, emitted: outcome.nodes.slow.emitted };
+}
+
+test('through the runtime, a slow run body and a slow map body pace the source above them', async () => {
+  const loop = await paceOf('slow-loop');
+  assert.is(loop.done, 10);
+  assert.ok(loop.ahead <= 3, `source ran ${loop.ahead} items ahead of the run body`);
+  assert.equal(loop.emitted, { total: 1, seen: 10 });
+  const map = await paceOf('slow-map');
+  assert.is(map.done, 10);
+  assert.ok(map.ahead <= 2, `source ran ${map.ahead} items ahead of the map body`);
 });
 
 test.run();

@@ -2,8 +2,9 @@
 // have kept up, so a slow stage never makes memory grow (docs/architecture.md §4.4).
 //
 // Rule: a source may be at most `window` items ahead of every node downstream of it, where a
-// node's progress is the number of items it has emitted plus the number it has taken through
-// `ctx.pull` (it is done once it completes). Nodes that collect this source's whole stream (a
+// node's progress is the larger of the items it has taken through `ctx.pull` and the items it
+// has emitted on its busiest output port (it is done once it completes). Not their sum: a body
+// that takes an item and sends one value per port for it has made one item of progress. Nodes that collect this source's whole stream (a
 // `collect` input), and everything below them, are not watched: they cannot keep pace by
 // design, and waiting on them would deadlock.
 import { Observable } from 'rxjs';
@@ -23,7 +24,7 @@ export class DemandGate {
   private open(): boolean {
     if (this.closed || this.watched.length === 0) return true;
     let slowest = Infinity;
-    for (const id of this.watched) slowest = Math.min(slowest, this.progress.done.has(id) ? Infinity : this.progress.emitted.get(id) ?? 0);
+    for (const id of this.watched) slowest = Math.min(slowest, this.progress.done.has(id) ? Infinity : this.progress.of(id));
     return this.emitted - slowest < this.window;
   }
 
@@ -48,14 +49,27 @@ export class DemandGate {
   }
 }
 
-/** Emission counts per node, shared by every gate of a run. */
+/** Progress per node (items taken, items emitted per port), shared by every gate of a run. */
 export class NodeProgress {
-  readonly emitted = new Map<string, number>();
+  private readonly taken = new Map<string, number>();
+  private readonly emitted = new Map<string, Map<string, number>>();
   readonly done = new Set<string>();
   readonly gates: DemandGate[] = [];
 
-  emit(id: string): void {
-    this.emitted.set(id, (this.emitted.get(id) ?? 0) + 1);
+  /** How far the node has got: see the file comment. */
+  of(id: string): number {
+    return Math.max(this.taken.get(id) ?? 0, ...(this.emitted.get(id)?.values() ?? []));
+  }
+
+  emit(id: string, port: string): void {
+    let ports = this.emitted.get(id);
+    if (!ports) this.emitted.set(id, (ports = new Map()));
+    ports.set(port, (ports.get(port) ?? 0) + 1);
+    for (const g of this.gates) g.check();
+  }
+
+  take(id: string): void {
+    this.taken.set(id, (this.taken.get(id) ?? 0) + 1);
     for (const g of this.gates) g.check();
   }
 

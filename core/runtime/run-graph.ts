@@ -96,7 +96,7 @@ export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
         tap({
           next: () => {
             st.emitted[port]++;
-            counts.emit(node.id);
+            counts.emit(node.id, port);
           },
         }),
         catchError((err) => throwError(() => (err instanceof NodeError ? err : new NodeError(node.id, key, lastItem.get(node.id), err)))),
@@ -172,7 +172,7 @@ function nodeContext(node: ResolvedNode, opts: RunGraphOptions, counts: NodeProg
       }
       return pulledSource(items, gate, opts.signal);
     },
-    pull: <T>(stream: Observable<T>) => pulledIterable(stream, () => counts.emit(node.id)),
+    pull: <T>(stream: Observable<T>) => pulledIterable(stream, () => counts.take(node.id)),
     architectures: opts.architectures ?? new Map(),
     connectedInputs: new Set(Object.entries(node.inputs).filter(([, edges]) => edges.length > 0).map(([port]) => port)),
   };
