@@ -78,7 +78,7 @@ for (const arch of Object.keys(cases)) {
     assert.is(again.code, 0, again.err);
     const info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
     assert.is(info.status, 'completed');
-    assert.is(info.previousAttempts?.at(-1)?.status, 'running', 'the killed attempt is on record');
+    assert.is(info.previousAttempts?.at(-1)?.status, 'killed', 'the killed attempt is on record as killed, not running');
     const logs = readFileSync(join(dir, 'logs.jsonl'), 'utf8');
     assert.match(logs, new RegExp(`resuming from .*last: epoch ${killed.epoch + 1}`));
     // Resumed, not restarted: no epoch was trained (and logged) twice.
