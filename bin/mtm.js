@@ -2,5 +2,5 @@
 // Runs the TypeScript CLI through tsx, so there is no build step between a clone and `mtm`.
 import { register } from 'tsx/esm/api';
 register();
-const { main } = await import('../core/cli/main.ts');
+const { main } = await import('../app/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

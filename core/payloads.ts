@@ -1,5 +1,7 @@
 // The closed set of payload types that travel on graph edges (docs/architecture.md §4.2).
 // Every port names one of these; the loader refuses an edge whose two ends disagree.
+import type { MaskedBatch } from './masking/types.ts';
+import type { Split } from './split.ts';
 
 export const PAYLOAD_TYPES = {
   'session-ref': 'a recording session to process: its id and folder in a ONE-layout cache',
@@ -68,7 +70,8 @@ export interface SpikeTrains {
   whiskerMotionEnergy?: TimeSeries;
 }
 
-export type Split = 'train' | 'val' | 'test';
+// Split is a leaf type (core/split.ts), so masking/types.ts, which this file imports, can use it too.
+export type { Split };
 
 export interface NeuronInfo {
   probe: string;
@@ -111,7 +114,6 @@ export interface BinnedSession {
 }
 
 export type { MaskedBatch } from './masking/types.ts';
-import type { MaskedBatch } from './masking/types.ts';
 
 /** A session a model reads and predicts. Per-session weights (stitchers, tokens) are keyed by sessionId. */
 export interface SessionSpec {

@@ -1,5 +1,5 @@
 // Plugins contribute stages and architectures through one inversify ContainerModule
-// (docs/architecture.md §6, §7). The container is built once, in core/di/bootstrap.ts.
+// (docs/architecture.md §6, §7). The container is built once, in app/di/bootstrap.ts.
 import { ContainerModule } from 'inversify';
 import type { StageDescriptor } from './stage.ts';
 import type { ArchitectureContribution } from './architecture.ts';

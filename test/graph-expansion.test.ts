@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse } from 'yaml';
-import { createRegistry } from '../core/di/bootstrap.ts';
+import { createRegistry } from '../app/di/bootstrap.ts';
 import { formatDiagnostic } from '../core/graph/diagnostics.ts';
 import { GraphSource, loadGraphSource, resolvedGraphObject, type ResolvedGraph } from '../core/graph/load.ts';
 import { RunDirectory } from '../core/run/run-directory.ts';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createRegistry } from '../core/di/bootstrap.ts';
+import { createRegistry } from '../app/di/bootstrap.ts';
 import { formatDiagnostic } from '../core/graph/diagnostics.ts';
 import { loadGraphText } from '../core/graph/load.ts';
 

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createRegistry, loadPlugin } from '../core/di/bootstrap.ts';
+import { createRegistry, loadPlugin } from '../app/di/bootstrap.ts';
 import { GraphError } from '../core/graph/diagnostics.ts';
 import { tempDir } from '../core/testing.ts';
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under core/, stages/, plugins/ and test/ with uvu, one process per file
+// Runs every *.test.ts under app/, core/, stages/, plugins/, test/ and bench/ with uvu, one process per file
 // (no state leaks between files; two at a time on a 2-core machine), then prints uvu's counts
 // summed, and a closing `N passed, N failed` line that CI reads.
 // Usage: node test/run-tests.mjs [substring filter...]
@@ -22,7 +22,7 @@ function find(dir, out = []) {
   return out;
 }
 
-const files = ['core', 'stages', 'plugins', 'test', 'bench']
+const files = ['app', 'core', 'stages', 'plugins', 'test', 'bench']
   .flatMap((d) => { try { return find(join(root, d)); } catch { return []; } })
   .map((f) => relative(root, f))
   .filter((f) => !filters.length || filters.some((s) => f.includes(s)))

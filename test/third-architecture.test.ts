@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createRegistry } from '../core/di/bootstrap.ts';
+import { createRegistry } from '../app/di/bootstrap.ts';
 import { tempDir } from '../core/testing.ts';
 import * as tf from '../core/tensor/tf.ts';
 import { timemixArchitecture } from './fixtures/timemix-plugin/architecture.ts';

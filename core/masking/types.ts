@@ -1,6 +1,6 @@
 // Types of the architecture-agnostic masking of docs/method.md §3, shared by the sampler stage, the
 // model stages and the evaluator.
-import type { Split } from '../payloads.ts';
+import type { Split } from '../split.ts';
 
 /**
  * What one batch is masked with. `token` masks random (bin, block of consecutive neurons) cells:

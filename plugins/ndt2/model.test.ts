@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import type { ArchitectureModel, ModelInput, SessionSpec } from '../../core/architecture.ts';
 import type { z } from 'zod';
-import { loadPlugin } from '../../core/di/bootstrap.ts';
+import { loadPlugin } from '../../app/di/bootstrap.ts';
 import { unwrapSchema } from '../../core/registry.ts';
 import { applyMask, sampleMask } from '../../core/masking/masking.ts';
 import { MASKING_MODES, type MaskedBatch, type MaskingMode } from '../../core/masking/types.ts';

@@ -1,8 +1,8 @@
 // The `mtm` command line. Exit codes: 0 ok, 1 run failed, 2 bad input (graph, flags, plugin).
 import yargs from 'yargs';
-import { GraphError, formatDiagnostic } from '../graph/diagnostics.ts';
-import { redactUrlCredentials } from '../one/errors.ts';
-import { findInputFileError } from '../io/input-error.ts';
+import { GraphError, formatDiagnostic } from '../../core/graph/diagnostics.ts';
+import { redactUrlCredentials } from '../../core/one/errors.ts';
+import { findInputFileError } from '../../core/io/input-error.ts';
 import * as run from './commands/run.ts';
 import * as validate from './commands/validate.ts';
 import * as stages from './commands/stages.ts';

@@ -2,13 +2,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ArchitectureContribution } from '../architecture.ts';
-import { tempDir } from '../testing.ts';
-import { initBackend } from '../tensor/backend.ts';
-import * as tf from '../tensor/tf.ts';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
-import { AdamW } from './adamw.ts';
-import { loadTrainedModel, loadTrainingCheckpoint, recoverDir, replaceDirAtomic, saveModelFolder, saveTrainingCheckpoint } from './checkpoint.ts';
+import type { ArchitectureContribution } from '../../../core/architecture.ts';
+import { tempDir } from '../../../core/testing.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import * as tf from '../../../core/tensor/tf.ts';
+import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
+import { AdamW } from '../../../core/train/adamw.ts';
+import { loadTrainedModel, loadTrainingCheckpoint, recoverDir, replaceDirAtomic, saveModelFolder, saveTrainingCheckpoint } from '../../../core/train/checkpoint.ts';
 
 await initBackend();
 

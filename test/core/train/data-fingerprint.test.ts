@@ -3,15 +3,15 @@
 process.env.MTM_NATIVE_KERNELS = 'off';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ArchitectureContribution } from '../architecture.ts';
-import type { MaskedBatch } from '../masking/types.ts';
-import type { BinnedSession, NeuronInfo, Split } from '../payloads.ts';
-import { createRng } from '../rng.ts';
-import { runStage, tempDir, testContext } from '../testing.ts';
-import { initBackend } from '../tensor/backend.ts';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
-import { maskingSampler } from '../../stages/masking-sampler.ts';
-import { trainModel } from '../../stages/train-model.ts';
+import type { ArchitectureContribution } from '../../../core/architecture.ts';
+import type { MaskedBatch } from '../../../core/masking/types.ts';
+import type { BinnedSession, NeuronInfo, Split } from '../../../core/payloads.ts';
+import { createRng } from '../../../core/rng.ts';
+import { runStage, tempDir, testContext } from '../../../core/testing.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
+import { maskingSampler } from '../../../stages/masking-sampler.ts';
+import { trainModel } from '../../../stages/train-model.ts';
 
 await initBackend({ force: 'cpu' });
 const T = 6;

@@ -4,11 +4,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import yargs from 'yargs';
 import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
-import { readNpy } from '../../io/npy.ts';
-import { tempDir } from '../../testing.ts';
-import { initBackend } from '../../tensor/backend.ts';
-import { saveModelFolder } from '../../train/checkpoint.ts';
-import { GraphError } from '../../graph/diagnostics.ts';
+import { readNpy } from '../../../core/io/npy.ts';
+import { tempDir } from '../../../core/testing.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import { saveModelFolder } from '../../../core/train/checkpoint.ts';
+import { GraphError } from '../../../core/graph/diagnostics.ts';
 import * as stream from './stream.ts';
 
 await initBackend();
@@ -23,7 +23,7 @@ async function modelFolder(): Promise<string> {
   return dir;
 }
 
-/** Runs `mtm stream ...` in-process (as core/cli/main.ts wires it), capturing stdout. */
+/** Runs `mtm stream ...` in-process (as app/cli/main.ts wires it), capturing stdout. */
 async function mtmStream(args: string[]): Promise<string> {
   let out = '';
   const write = process.stdout.write.bind(process.stdout);

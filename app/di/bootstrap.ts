@@ -5,11 +5,11 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Container, ContainerModule } from 'inversify';
-import { ArchitectureToken, StageContribution, type PluginManifest } from '../plugin.ts';
-import type { ArchitectureContribution } from '../architecture.ts';
-import { Registry, type LoadedPlugin } from '../registry.ts';
-import type { StageDescriptor } from '../stage.ts';
-import { GraphError } from '../graph/diagnostics.ts';
+import { ArchitectureToken, StageContribution, type PluginManifest } from '../../core/plugin.ts';
+import type { ArchitectureContribution } from '../../core/architecture.ts';
+import { Registry, type LoadedPlugin } from '../../core/registry.ts';
+import type { StageDescriptor } from '../../core/stage.ts';
+import { GraphError } from '../../core/graph/diagnostics.ts';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BUILTIN_PLUGINS_DIR = join(PROJECT_ROOT, 'plugins');

@@ -1,10 +1,10 @@
 // Shared by the commands that read a graph: file -> plugins -> registry -> validated graph.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRegistry } from '../di/bootstrap.ts';
-import { GraphError, type Diagnostic } from '../graph/diagnostics.ts';
-import { GraphSource, graphPluginPaths, loadGraphSource, type ResolvedGraph } from '../graph/load.ts';
-import { MAX_GRAPH_BYTES } from '../graph/source.ts';
-import type { Registry } from '../registry.ts';
+import { GraphError, type Diagnostic } from '../../core/graph/diagnostics.ts';
+import { GraphSource, graphPluginPaths, loadGraphSource, type ResolvedGraph } from '../../core/graph/load.ts';
+import { MAX_GRAPH_BYTES } from '../../core/graph/source.ts';
+import type { Registry } from '../../core/registry.ts';
 
 export interface GraphCliOptions {
   set?: string[];

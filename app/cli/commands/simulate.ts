@@ -1,9 +1,9 @@
 // `mtm simulate`: writes simulated sessions into a ONE-layout cache (the embedded default data).
 import type { Argv } from 'yargs';
 import { resolve } from 'node:path';
-import { resolvedSizes, SimParamError, simulateCache } from '../../sim/cache.ts';
+import { resolvedSizes, SimParamError, simulateCache } from '../../../core/sim/cache.ts';
 import { simulateParams } from '../../../stages/simulate.ts';
-import { GraphError, didYouMean } from '../../graph/diagnostics.ts';
+import { GraphError, didYouMean } from '../../../core/graph/diagnostics.ts';
 
 export const command = 'simulate';
 export const describe = 'Write simulated multi-region sessions (with their true rates) into a ONE-layout cache';

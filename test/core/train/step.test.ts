@@ -1,13 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { applyMask, sampleMask } from '../masking/masking.ts';
-import type { MaskedBatch, MaskingMode } from '../masking/types.ts';
-import { createRng } from '../rng.ts';
-import { initBackend } from '../tensor/backend.ts';
-import * as tf from '../tensor/tf.ts';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
-import { AdamW } from './adamw.ts';
-import { clipScale, evaluateLoss, globalNorm, scoredCount, trainStep } from './step.ts';
+import { applyMask, sampleMask } from '../../../core/masking/masking.ts';
+import type { MaskedBatch, MaskingMode } from '../../../core/masking/types.ts';
+import { createRng } from '../../../core/rng.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import * as tf from '../../../core/tensor/tf.ts';
+import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
+import { AdamW } from '../../../core/train/adamw.ts';
+import { clipScale, evaluateLoss, globalNorm, scoredCount, trainStep } from '../../../core/train/step.ts';
 
 await initBackend();
 

@@ -2,11 +2,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { tempDir } from '../testing.ts';
-import { initBackend } from '../tensor/backend.ts';
-import { ndt1Architecture } from '../../plugins/ndt1/architecture.ts';
-import { AdamW } from './adamw.ts';
-import { Checkpointer, fingerprintDiffs, stableJson } from './checkpointer.ts';
+import { tempDir } from '../../../core/testing.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
+import { AdamW } from '../../../core/train/adamw.ts';
+import { Checkpointer, fingerprintDiffs, stableJson } from '../../../core/train/checkpointer.ts';
 
 await initBackend();
 

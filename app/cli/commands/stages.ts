@@ -1,10 +1,10 @@
 // `mtm stages [id]`: what is registered — ports, params with defaults and descriptions.
 import type { Argv } from 'yargs';
 import { registryForCli } from '../load-graph.ts';
-import { unwrapSchema } from '../../registry.ts';
-import { GraphError } from '../../graph/diagnostics.ts';
-import { didYouMean } from '../../graph/diagnostics.ts';
-import { stageKey, type StageDescriptor } from '../../stage.ts';
+import { unwrapSchema } from '../../../core/registry.ts';
+import { GraphError } from '../../../core/graph/diagnostics.ts';
+import { didYouMean } from '../../../core/graph/diagnostics.ts';
+import { stageKey, type StageDescriptor } from '../../../core/stage.ts';
 import { z } from 'zod';
 
 export const command = 'stages [id]';

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
-import { tempDir } from '../../testing.ts';
-import { initBackend } from '../../tensor/backend.ts';
-import { saveModelFolder } from '../../train/checkpoint.ts';
+import { tempDir } from '../../../core/testing.ts';
+import { initBackend } from '../../../core/tensor/backend.ts';
+import { saveModelFolder } from '../../../core/train/checkpoint.ts';
 import { main } from '../main.ts';
 
 await initBackend();

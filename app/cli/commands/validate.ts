@@ -1,6 +1,6 @@
 // `mtm validate <graph...>`: every problem in every file, located, then exit 2 if any.
 import type { Argv } from 'yargs';
-import { GraphError, formatDiagnostic } from '../../graph/diagnostics.ts';
+import { GraphError, formatDiagnostic } from '../../../core/graph/diagnostics.ts';
 import { loadGraphForCli } from '../load-graph.ts';
 
 export const command = 'validate <graphs..>';

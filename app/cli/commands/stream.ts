@@ -2,10 +2,10 @@
 import type { Argv } from 'yargs';
 import { resolve, join } from 'node:path';
 import { registryForCli } from '../load-graph.ts';
-import { GraphError, didYouMean } from '../../graph/diagnostics.ts';
-import { createLogger } from '../../log.ts';
-import { createProgress } from '../../progress.ts';
-import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../tensor/backend.ts';
+import { GraphError, didYouMean } from '../../../core/graph/diagnostics.ts';
+import { createLogger } from '../../../core/log.ts';
+import { createProgress } from '../../../core/progress.ts';
+import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../../../core/tensor/backend.ts';
 import { runStreamPredict, streamPredictParams } from '../../../stages/stream-predict.ts';
 
 export const command = 'stream';

@@ -1,8 +1,8 @@
 // `mtm schema`: the JSON Schema of graph files for the stages registered now.
 import type { Argv } from 'yargs';
 import { registryForCli } from '../load-graph.ts';
-import { graphJsonSchema } from '../../graph/schema.ts';
-import { writeFileAtomic } from '../../io/atomic.ts';
+import { graphJsonSchema } from '../../../core/graph/schema.ts';
+import { writeFileAtomic } from '../../../core/io/atomic.ts';
 
 export const command = 'schema';
 export const describe = 'Write the JSON Schema of graph files (for editor completion and checks)';
