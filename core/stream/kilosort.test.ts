@@ -1,3 +1,5 @@
+import { selectUnits } from './run-stream.ts';
+import { UNLISTED } from './kilosort.ts';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -117,10 +119,10 @@ test('without cluster_info.tsv: groups from cluster_group.tsv, else KSLabel from
   rmSync(join(dir, 'cluster_group.tsv'));
   const logs2: string[] = [];
   const phy2 = await readPhyFolder(dir, { log: (m) => logs2.push(m) });
-  // 15 has spikes but is not in cluster_KSLabel.tsv: added unlabelled, and said so.
-  assert.is(phy2.table.group[phy2.table.ids.indexOf(15)], '');
+  // 15 has spikes but is not in cluster_KSLabel.tsv: added as 'unlisted', and said so.
+  assert.is(phy2.table.group[phy2.table.ids.indexOf(15)], 'unlisted');
   assert.is(phy2.table.group[phy2.table.ids.indexOf(0)], 'good');
-  assert.match(logs2.join('\n'), /cluster_KSLabel\.tsv: 2 cluster\(s\) with spikes are not listed \(14, 15\)/);
+  assert.match(logs2.join('\n'), /cluster_KSLabel\.tsv: 2 cluster\(s\) with spikes are not listed \(14, 15\); added as group 'unlisted', which only units: all keeps/);
 
   rmSync(join(dir, 'cluster_KSLabel.tsv'));
   const logs3: string[] = [];
@@ -187,6 +189,14 @@ test('the committed fixture is what make-fixture.ts writes', async () => {
   for (const f of ['spike_times.npy', 'spike_clusters.npy', 'params.py', 'cluster_info.tsv', 'cluster_group.tsv', 'cluster_KSLabel.tsv']) {
     assert.ok(readFileSync(join(dir, f)).equals(readFileSync(join(FIXTURE, f))), `${f} differs from a fresh run of make-fixture.ts`);
   }
+});
+
+test('units filter: not-noise and good drop the clusters no table lists; all keeps them', () => {
+  const u = (id: number, group: string) => ({ id, clusterId: id, probe: 'p', group });
+  const units = [u(0, 'good'), u(1, 'mua'), u(2, 'noise'), u(3, UNLISTED), u(4, '')];
+  assert.equal(selectUnits(units, 'all').map((x) => x.id), [0, 1, 2, 3, 4]);
+  assert.equal(selectUnits(units, 'not-noise').map((x) => x.id), [0, 1, 4], 'an unlabelled row of a table stays; an unlisted cluster does not');
+  assert.equal(selectUnits(units, 'good').map((x) => x.id), [0]);
 });
 
 test.run();

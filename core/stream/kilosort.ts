@@ -354,18 +354,21 @@ export async function readPhyFolder(folder: string, opts: ReadPhyOptions = {}): 
     const known = new Set(table.ids);
     const missing = [...new Set(clusters)].filter((c) => !known.has(c)).sort((a, b) => a - b);
     if (missing.length) {
-      log(`${table.source.map((s) => basename(s)).join(', ')}: ${missing.length} cluster(s) with spikes are not listed (${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}); added unlabelled`);
+      log(`${table.source.map((s) => basename(s)).join(', ')}: ${missing.length} cluster(s) with spikes are not listed (${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}); added as group '${UNLISTED}', which only units: all keeps`);
       table = appendClusters(table, missing);
     }
   }
   return { folder: dir, sampleRateHz: fs, params, times, samples, clusters, clustersSource: clustersName, table };
 }
 
+/** The group of a cluster with spikes that the cluster tables do not list: no quality label vouches for it. */
+export const UNLISTED = 'unlisted';
+
 function appendClusters(t: PhyClusterTable, ids: number[]): PhyClusterTable {
   const out: PhyClusterTable = {
     ...t,
     ids: Int32Array.from([...t.ids, ...ids]),
-    group: [...t.group, ...ids.map(() => '')],
+    group: [...t.group, ...ids.map(() => UNLISTED)],
     columns: Object.fromEntries(Object.entries(t.columns).map(([k, v]) => [k, [...v, ...ids.map((id) => (k === 'cluster_id' || k === 'id' ? String(id) : ''))]])),
   };
   if (t.ksLabel) out.ksLabel = [...t.ksLabel, ...ids.map(() => '')];

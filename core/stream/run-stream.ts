@@ -22,6 +22,7 @@ import { GrowingNpy } from './prediction-writer.ts';
 import { createStreamPredictor, type StreamPredictor } from './cached-predictor.ts';
 import type { LatencyStats, PredictedBin } from './predictor.ts';
 import { alfSpikeSource, phySpikeSource, syntheticSpikeSource, type SpikeSource, type StreamUnit } from './spike-chunks.ts';
+import { UNLISTED } from './kilosort.ts';
 
 export type UnitFilter = 'all' | 'good' | 'not-noise';
 
@@ -50,11 +51,14 @@ export async function openSource(spec: string, o: OpenSourceOptions = {}): Promi
   throw new Error(`source '${spec}': ${dir} holds neither spike_times.npy (phy/Kilosort) nor alf/ (ALF session)`);
 }
 
-/** The units a filter keeps: 'not-noise' drops the sorter's noise clusters, 'good' keeps only good ones. */
+/**
+ * The units a filter keeps: 'not-noise' drops the sorter's noise clusters and the clusters no
+ * table lists (group 'unlisted': nothing vouches for them), 'good' keeps only good ones.
+ */
 export function selectUnits(units: StreamUnit[], filter: UnitFilter): StreamUnit[] {
   if (filter === 'all') return units;
   if (filter === 'good') return units.filter((u) => u.group === 'good');
-  return units.filter((u) => u.group !== 'noise');
+  return units.filter((u) => u.group !== 'noise' && u.group !== UNLISTED);
 }
 
 export type CalibrationSettings =
