@@ -27,8 +27,8 @@ test('no file under core/ imports stages/, plugins/ or app/', () => {
   assert.equal(bad, []);
 });
 
-test('the contract types (payloads, masking types, architecture) import no module that imports them back', () => {
-  const contracts = ['core/payloads.ts', 'core/masking/types.ts', 'core/architecture.ts'];
+test('the contract types (payloads, masking types, architecture, stage) import no module that imports them back', () => {
+  const contracts = ['core/payloads.ts', 'core/masking/types.ts', 'core/architecture.ts', 'core/stage.ts'];
   const reach = (from: string, seen = new Set<string>()): Set<string> => {
     for (const t of imports(join(root, from))) if (!seen.has(t)) { seen.add(t); reach(t, seen); }
     return seen;

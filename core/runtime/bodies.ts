@@ -11,7 +11,15 @@
 // - An error thrown by the body fails every output port; an early stop downstream (a `take`,
 //   the run ending) unsubscribes the inputs and stops the body at its next send.
 import { EMPTY, ReplaySubject, concatMap, type Observable } from 'rxjs';
-import type { Ports, StageContext, StageOperator, Streams } from '../stage.ts';
+// The adapter sees stages structurally (these few fields), so core/stage.ts can import it without
+// a circle between the contract and the runtime.
+type Streams = Record<string, Observable<any>>;
+type StageOperator = (inputs: Streams) => Streams;
+type Ports = Record<string, { collect?: boolean; optional?: boolean }>;
+interface StageContext {
+  source<T>(items: AsyncIterable<T> | Iterable<T>): Observable<T>;
+  pull<T>(stream: Observable<T>): AsyncIterable<T>;
+}
 import { collectNow } from './collect.ts';
 
 interface StageShape {
