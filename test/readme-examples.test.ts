@@ -1,11 +1,12 @@
 // The README's "Writing a stage" examples are real code: each ```ts block under that heading is
 // written to a temporary folder, type-checked against core/ with the project's tsc settings,
 // imported, and its stages run (unit-style and, for the source, through the runtime).
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { test } from 'uvu';
+import { sectionBlocks, writeExamples } from './readme-blocks.ts';
 import * as assert from 'uvu/assert';
 import demo from './fixtures/demo-plugin/plugin.ts';
 import { Registry } from '../core/registry.ts';
@@ -18,28 +19,8 @@ import type { StageDescriptor } from '../core/stage.ts';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 
-/** The ```ts blocks of one README section (from its heading to the next heading of its level). */
-function sectionBlocks(markdown: string, heading: string): string[] {
-  const start = markdown.indexOf(`\n${heading}\n`);
-  assert.ok(start >= 0, `README has a '${heading}' section`);
-  const level = heading.split(' ')[0];
-  const rest = markdown.slice(start + heading.length + 2);
-  const end = rest.search(new RegExp(`^${level} `, 'm'));
-  const body = end < 0 ? rest : rest.slice(0, end);
-  return [...body.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
-}
-
-const blocks = sectionBlocks(readFileSync(join(root, 'README.md'), 'utf8'), '## Writing a stage');
-const dir = tempDir('mtm-readme-');
-// Bare imports (zod) resolve through the project's packages; relative ones point into core/.
-symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-mkdirSync(join(dir, 'examples'));
-const files = blocks.map((code, i) => {
-  const f = join(dir, 'examples', `example-${i + 1}.ts`);
-  writeFileSync(f, code.replaceAll("from '../core/", `from '${join(root, 'core')}/`));
-  return f;
-});
-writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: join(root, 'tsconfig.json'), include: ['examples'] }));
+const blocks = sectionBlocks('## Writing a stage');
+const { dir, files } = writeExamples(blocks);
 
 const stages = new Map<string, StageDescriptor<any>>();
 for (const f of files) {
