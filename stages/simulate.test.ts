@@ -1,3 +1,4 @@
+import { simulateParams } from './simulate.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
@@ -146,6 +147,14 @@ test('bad sizes are refused with the field named', async () => {
     () => assert.unreachable('should fail'),
     (e: Error) => assert.match(e.message, /refractoryMs/),
   );
+});
+
+test('params: the simulator\'s own range checks, at the field, so validation refuses what a run would', () => {
+  const issues = (p: Record<string, unknown>) => (simulateParams.safeParse(p).error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
+  assert.equal(issues({}), []);
+  assert.match(issues({ trials: [5, 1] }).join('\n'), /^trials: simulator: 'trials' must be integers \[min, max\] with 1 <= min <= max \(got 5, 1\)/);
+  assert.match(issues({ neurons: [4, 5] }).join('\n'), /^neurons: .*too small for 6 regions/);
+  assert.equal(issues({ neurons: [4, 5], regions: [1, 1] }), []);
 });
 
 test.run();

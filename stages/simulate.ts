@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { defineStage } from '../core/stage.ts';
 import type { SessionRef } from '../core/payloads.ts';
-import { simulateCache } from '../core/sim/cache.ts';
+import { resolvedSizes, SimParamError, simulateCache } from '../core/sim/cache.ts';
 import { DEFAULT_SIZES as D } from '../core/sim/model.ts';
 
 const intRange = (def: readonly [number, number], what: string) =>
@@ -41,6 +41,15 @@ export const simulateParams = z.object({
     .default(false)
     .describe("draw each region's latent dynamics (A, B, its coupling to a parent region, the region tree) from worldSeed and the region's acronym, so a region behaves alike in every session (animals share brain dynamics); false: every session draws its own"),
   worldSeed: z.number().int().default(0).describe('with sharedDynamics: the seed of the shared dynamics (keep it across simulate nodes whose sessions should share them)'),
+}).superRefine((p, ctx) => {
+  // The simulator's own range checks (sizes in order, enough neurons for the regions), so
+  // `mtm validate` refuses what the run would refuse, at the field.
+  try {
+    resolvedSizes(p);
+  } catch (e) {
+    if (!(e instanceof SimParamError)) throw e;
+    ctx.addIssue({ code: 'custom', path: [e.field], message: e.message });
+  }
 });
 
 export const simulate = defineStage({
