@@ -1,10 +1,9 @@
-import { simulateParams } from './simulate.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { simulate } from './simulate.ts';
+import { simulate, simulateParams } from './simulate.ts';
 import { runStage, tempDir, testContext } from '../core/testing.ts';
 import { loadSpikeTrains } from '../core/alf/session.ts';
 import { readParquet } from '../core/io/parquet.ts';
