@@ -158,6 +158,11 @@ async function* loadSessions(loader: SessionLoader, p: OneDownloadParams, ctx: S
       bar.increment(1, trains.sessionId);
       return trains;
     } catch (e) {
+      // Ctrl-C aborts the download in flight: that session was interrupted, not failed.
+      if (ctx.signal.aborted) {
+        ctx.logger.info({ session: spec }, `session ${spec}: interrupted`);
+        return undefined;
+      }
       const msg = `session ${spec}: ${(e as Error).message}`;
       if (p.failFast) throw new Error(msg, { cause: e });
       failed++;

@@ -67,6 +67,11 @@ test('Ctrl-C during a download: the run ends interrupted, exit 130, run.json say
   assert.is(info.status, 'interrupted');
   noStack(err);
   assert.ok(datasets.length > 0);
+  // The session cut short is interrupted, not logged or counted as a failed one.
+  assert.not.match(err, /could not be loaded|skippedSession/);
+  const logs = readFileSync(join(out, 'logs.jsonl'), 'utf8');
+  assert.not.match(logs, /"level":50[^\n]*session/);
+  assert.match(logs, /interrupted/);
 });
 
 test('credentials in the server URL never reach stderr, logs.jsonl, metrics.jsonl or run.json', async () => {
