@@ -1,19 +1,15 @@
 // The floors of docs/architecture.md §1, checked on the import lines: core/ imports no stage,
 // plugin or application module, and the contract types form no import circle.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 const root = join(import.meta.dirname, '..');
 
-function tsFiles(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) tsFiles(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
+/** The .ts files under dir, at any depth. */
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f));
 }
 
 /** The repository-relative targets of a file's relative imports. */

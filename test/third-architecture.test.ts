@@ -3,7 +3,7 @@
 // temporal masking, is evaluated and reported by graphs/quickstart.yaml, and nothing in core/,
 // stages/ or plugins/ knows its name.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,13 +15,9 @@ import { timemixArchitecture } from './fixtures/timemix-plugin/architecture.ts';
 const root = join(import.meta.dirname, '..');
 const pluginDir = join(import.meta.dirname, 'fixtures', 'timemix-plugin');
 
-function files(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) files(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
+/** The .ts files under dir, at any depth. */
+function files(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => join(dir, f));
 }
 
 test('the plugin imports only core/ and itself, and no file in core/, stages/ or plugins/ names it', () => {

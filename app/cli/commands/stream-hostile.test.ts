@@ -4,22 +4,14 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
 import { tempDir } from '../../../core/testing.ts';
 import { initBackend } from '../../../core/tensor/backend.ts';
-import { saveModelFolder } from '../../../core/train/checkpoint.ts';
 import { main } from '../main.ts';
 
-await initBackend();
-const KILOSORT = join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'kilosort');
+import { KILOSORT, modelFolder } from '../../../test/fixtures/stream-model.ts';
 
-async function modelFolder(): Promise<string> {
-  const dir = join(tempDir('mtm-cli-stream-'), 'model');
-  const m = ndt1Architecture.build({ dModel: 16, layers: 1, heads: 2, mlpDim: 32, maxBins: 40 }, { sessions: [{ sessionId: 'trained', nNeurons: 9, nBins: 40 }], seed: 2 });
-  await saveModelFolder(dir, m, { sessions: m.sessions() });
-  m.dispose();
-  return dir;
-}
+await initBackend();
+
 
 /** main() in-process with stderr and stdout captured. */
 async function mtm(args: string[]): Promise<{ code: number; err: string }> {

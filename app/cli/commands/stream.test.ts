@@ -3,25 +3,17 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import yargs from 'yargs';
-import { ndt1Architecture } from '../../../plugins/ndt1/architecture.ts';
 import { readNpy } from '../../../core/io/npy.ts';
 import { tempDir } from '../../../core/testing.ts';
 import { initBackend } from '../../../core/tensor/backend.ts';
-import { saveModelFolder } from '../../../core/train/checkpoint.ts';
 import { GraphError } from '../../../core/graph/diagnostics.ts';
 import * as stream from './stream.ts';
 
+import { KILOSORT, modelFolder } from '../../../test/fixtures/stream-model.ts';
+
 await initBackend();
 
-const KILOSORT = join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'kilosort');
 
-async function modelFolder(): Promise<string> {
-  const dir = join(tempDir('mtm-cli-stream-'), 'model');
-  const m = ndt1Architecture.build({ dModel: 16, layers: 1, heads: 2, mlpDim: 32, maxBins: 40 }, { sessions: [{ sessionId: 'trained', nNeurons: 9, nBins: 40 }], seed: 2 });
-  await saveModelFolder(dir, m, { sessions: m.sessions() });
-  m.dispose();
-  return dir;
-}
 
 /** Runs `mtm stream ...` in-process (as app/cli/main.ts wires it), capturing stdout. */
 async function mtmStream(args: string[]): Promise<string> {
