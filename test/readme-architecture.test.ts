@@ -1,5 +1,7 @@
-// The README's "Writing an architecture" example is real code: type-checked against core/ with
-// the project's tsc settings, built, run forward, trained one step and extended by a session.
+// The README's "Writing a plugin" and "Writing an architecture" examples are real code: the
+// architecture type-checked against core/ with the project's tsc settings, built, run forward,
+// trained one step and extended by a session; the plugin's package.json and manifest, with it,
+// loaded by the plugin loader as a folder.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -7,6 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ArchitectureContribution } from '../core/architecture.ts';
 import * as tf from '../core/tensor/tf.ts';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRegistry } from '../app/di/bootstrap.ts';
 import { root, sectionBlocks, writeExamples } from './readme-blocks.ts';
 
 const blocks = sectionBlocks('### Writing an architecture');
@@ -36,6 +40,20 @@ test('the example architecture builds, predicts, trains one step and takes a new
   tf.dispose([x, y]);
   opt.dispose();
   m.dispose();
+});
+
+test('the plugin example, with the architecture, loads as a plugin folder and contributes perbin', async () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Writing a plugin\n'), readme.indexOf('\n### Writing an architecture\n'));
+  const pkg = /```json\n([\s\S]*?)```/.exec(section)![1];
+  const [manifest] = sectionBlocks('## Writing a plugin').filter((b) => b.includes('definePlugin('));
+  const { dir: pdir, files: [manifestFile] } = writeExamples([manifest]);
+  writeFileSync(join(pdir, 'examples', 'package.json'), pkg);
+  copyFileSync(manifestFile, join(pdir, 'examples', 'plugin.ts'));
+  copyFileSync(files[0], join(pdir, 'examples', 'architecture.ts'));
+  const registry = await createRegistry({ plugins: [join(pdir, 'examples')] });
+  assert.ok(registry.architectures.has('perbin'));
+  assert.ok(registry.plugins.some((p) => p.manifest.name === 'perbin'));
 });
 
 test.run();
