@@ -51,64 +51,97 @@ export interface RunGraphOptions {
   architectures?: ReadonlyMap<string, ArchitectureContribution>;
 }
 
+/** Per-run bookkeeping shared by the wiring and the run: counters, stats and the wired streams. */
+interface RunState {
+  counts: NodeProgress;
+  stats: Record<string, NodeStats>;
+  lastItem: Map<string, string>;
+  outputs: Map<string, Record<string, Connectable<unknown>>>;
+  ordered: Connectable<unknown>[];
+}
+
 export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
-  const { graph, logger, signal } = opts;
   const window = opts.maxInFlight ?? 2;
-  const counts = new NodeProgress();
-  const stats: Record<string, NodeStats> = {};
-  const lastItem = new Map<string, string>();
-  const outputs = new Map<string, Record<string, Connectable<unknown>>>();
-  const ordered: Connectable<unknown>[] = [];
-
-  for (const node of graph.nodes) {
-    const key = stageKey(node.stage);
-    const st: NodeStats = { stage: key, emitted: {} };
-    stats[node.id] = st;
-    const inputs: Streams = {};
-    for (const port of Object.keys(node.stage.inputs)) {
-      const edges = node.inputs[port] ?? [];
-      const upstream: Observable<unknown>[] = edges.map((e) => outputs.get(e.node)![e.port]);
-      const stream = upstream.length === 0 ? EMPTY : upstream.length === 1 ? upstream[0] : merge(...upstream);
-      inputs[port] = stream.pipe(
-        tap((x) => {
-          st.startedAt ??= new Date().toISOString();
-          lastItem.set(node.id, describeItem(x));
-        }),
-      );
-    }
-    const ctx = nodeContext(node, opts, counts, window);
-    let outs: Streams;
-    try {
-      outs = node.stage.create(node.params, ctx)(inputs);
-    } catch (err) {
-      return { status: 'failed', error: new NodeError(node.id, key, undefined, err), nodes: stats };
-    }
-    const declared = Object.keys(node.stage.outputs);
-    const missing = declared.filter((p) => !outs[p]);
-    if (missing.length) {
-      const err = new Error(`stage returned no stream for output port(s) ${missing.join(', ')}`);
-      return { status: 'failed', error: new NodeError(node.id, key, undefined, err), nodes: stats };
-    }
-    const mine: Record<string, Connectable<unknown>> = {};
-    for (const port of declared) {
-      st.emitted[port] = 0;
-      const wrapped = (outs[port] as Observable<unknown>).pipe(
-        tap({
-          next: () => {
-            st.emitted[port]++;
-            counts.emit(node.id, port);
-          },
-        }),
-        catchError((err) => throwError(() => (err instanceof NodeError ? err : new NodeError(node.id, key, lastItem.get(node.id), err)))),
-      );
-      const c = connectable(wrapped, { connector: () => new Subject<unknown>(), resetOnDisconnect: false });
-      mine[port] = c;
-      ordered.push(c);
-    }
-    outputs.set(node.id, mine);
-    logger.debug({ node: node.id, stage: key }, 'node wired');
+  const state: RunState = { counts: new NodeProgress(), stats: {}, lastItem: new Map(), outputs: new Map(), ordered: [] };
+  for (const node of opts.graph.nodes) {
+    const error = wireNode(node, opts, state, window);
+    if (error) return { status: 'failed', error, nodes: state.stats };
+    opts.logger.debug({ node: node.id, stage: stageKey(node.stage) }, 'node wired');
   }
+  return runWired(opts.graph, opts.signal, state);
+}
 
+/** Builds one node's inputs from its upstream outputs, creates the stage and wraps its output ports; returns the failure, if any. */
+function wireNode(node: ResolvedNode, opts: RunGraphOptions, state: RunState, window: number): NodeError | undefined {
+  const key = stageKey(node.stage);
+  const st: NodeStats = { stage: key, emitted: {} };
+  state.stats[node.id] = st;
+  const inputs = nodeInputs(node, st, state);
+  const ctx = nodeContext(node, opts, state.counts, window);
+  let outs: Streams;
+  try {
+    outs = node.stage.create(node.params, ctx)(inputs);
+  } catch (err) {
+    return new NodeError(node.id, key, undefined, err);
+  }
+  const declared = Object.keys(node.stage.outputs);
+  const missing = declared.filter((p) => !outs[p]);
+  if (missing.length) {
+    const err = new Error(`stage returned no stream for output port(s) ${missing.join(', ')}`);
+    return new NodeError(node.id, key, undefined, err);
+  }
+  const mine: Record<string, Connectable<unknown>> = {};
+  for (const port of declared) {
+    const c = wrapOutput(node, key, port, outs[port] as Observable<unknown>, st, state);
+    mine[port] = c;
+    state.ordered.push(c);
+  }
+  state.outputs.set(node.id, mine);
+  return undefined;
+}
+
+/** Merges each input port's upstream streams, noting when the node first sees an item and which item it saw last. */
+function nodeInputs(node: ResolvedNode, st: NodeStats, state: RunState): Streams {
+  const inputs: Streams = {};
+  for (const port of Object.keys(node.stage.inputs)) {
+    const edges = node.inputs[port] ?? [];
+    const upstream: Observable<unknown>[] = edges.map((e) => state.outputs.get(e.node)![e.port]);
+    const stream = upstream.length === 0 ? EMPTY : upstream.length === 1 ? upstream[0] : merge(...upstream);
+    inputs[port] = stream.pipe(
+      tap((x) => {
+        st.startedAt ??= new Date().toISOString();
+        state.lastItem.set(node.id, describeItem(x));
+      }),
+    );
+  }
+  return inputs;
+}
+
+/** Counts one output port's emissions, tags its errors with the node, and makes it connectable. */
+function wrapOutput(
+  node: ResolvedNode,
+  key: string,
+  port: string,
+  out: Observable<unknown>,
+  st: NodeStats,
+  state: RunState,
+): Connectable<unknown> {
+  st.emitted[port] = 0;
+  const wrapped = out.pipe(
+    tap({
+      next: () => {
+        st.emitted[port]++;
+        state.counts.emit(node.id, port);
+      },
+    }),
+    catchError((err) => throwError(() => (err instanceof NodeError ? err : new NodeError(node.id, key, state.lastItem.get(node.id), err)))),
+  );
+  return connectable(wrapped, { connector: () => new Subject<unknown>(), resetOnDisconnect: false });
+}
+
+/** Subscribes to every wired output, then connects them upstream-last, and resolves on the first failure or when all complete. */
+function runWired(graph: ResolvedGraph, signal: AbortSignal, state: RunState): Promise<RunOutcome> {
+  const { counts, stats, lastItem, outputs, ordered } = state;
   return new Promise<RunOutcome>((resolve) => {
     const subs = new Subscription();
     let settled = false;
