@@ -106,83 +106,127 @@ export async function evaluateSession(model: ArchitectureModel, s: BinnedSession
   const started = performance.now();
   const promptTokens = hasPromptTokens(model);
   const predictor = modelPredictor(model, s.sessionId);
-  const regions = regionLabels(s, p.regionLevel);
-  const prompts = promptsOf(p);
   const rows = testRows(s, p.split);
   const values: Record<string, number> = { test_trials: rows.length, neurons: s.nNeurons };
   const notes: string[] = [];
   const out: SessionEvaluation = { tasks: {}, oracle: {}, values, notes, seconds: 0 };
   if (rows.length === 0) notes.push('the session has no test trials: no activity task can be scored');
 
-  let leaveOut: number[] | undefined;
-  if (p.maxLeftOutNeurons > 0 && p.maxLeftOutNeurons < s.nNeurons) {
-    const pick = createRng(hashString(`leave-out:${s.sessionId}`, ctx.seed));
-    leaveOut = pick.shuffle([...Array(s.nNeurons).keys()]).slice(0, p.maxLeftOutNeurons).sort((a, b) => a - b);
-    notes.push(`${leaveOneOutTasks} score a seeded subset of ${leaveOut.length} of ${s.nNeurons} neurons (maxLeftOutNeurons)`);
-  }
+  const leaveOut = pickLeaveOut(s, p, ctx.seed, notes);
   values.left_out_neurons = leaveOut?.length ?? s.nNeurons;
+  await runActivityTasks({ s, p, ctx, out, predictor, rows, leaveOut, promptTokens, trainedModes });
+  if (!s.trueRates) notes.push('the session has no true rates: no oracle figures');
+
+  if (p.decoding) await decodeInto(out, s, p, ctx, predictor, promptTokens, trainedModes);
+  dropNonFinite(values, notes);
+  out.seconds = (performance.now() - started) / 1000;
+  values.evaluate_seconds = out.seconds;
+  return out;
+}
+
+/** The seeded subset of neurons the leave-one-out tasks score, or undefined for all (noted when a subset). */
+function pickLeaveOut(s: BinnedSession, p: EvaluateParams, seed: number, notes: string[]): number[] | undefined {
+  if (!(p.maxLeftOutNeurons > 0 && p.maxLeftOutNeurons < s.nNeurons)) return undefined;
+  const pick = createRng(hashString(`leave-out:${s.sessionId}`, seed));
+  const leaveOut = pick.shuffle([...Array(s.nNeurons).keys()]).slice(0, p.maxLeftOutNeurons).sort((a, b) => a - b);
+  notes.push(`${leaveOneOutTasks} score a seeded subset of ${leaveOut.length} of ${s.nNeurons} neurons (maxLeftOutNeurons)`);
+  return leaveOut;
+}
+
+/** What the activity tasks of one session share. */
+interface ActivityRun {
+  s: BinnedSession;
+  p: EvaluateParams;
+  ctx: StageContext;
+  out: SessionEvaluation;
+  predictor: ReturnType<typeof modelPredictor>;
+  rows: ReturnType<typeof testRows>;
+  leaveOut: number[] | undefined;
+  promptTokens: boolean;
+  trainedModes: readonly MaskingMode[] | undefined;
+}
+
+/** Runs each chosen activity task in registry order under one progress bar, recording figures, oracles and notes into `out`. */
+async function runActivityTasks(run: ActivityRun): Promise<void> {
+  const { s, p, ctx, rows, leaveOut } = run;
+  const regions = regionLabels(s, p.regionLevel);
   const tasks = EVAL_TASKS.filter((t) => p.tasks.includes(t));
   const jobs = rows.length ? tasks.reduce((a, t) => a + planTask(t, s.nBins, regions, p.forwardPredictionBins, leaveOut).count * rows.length, 0) : 0;
   const bar = ctx.progress(`evaluate ${s.sessionId}`, jobs);
   try {
-    for (const task of tasks) {
-      const stem = TASK_METRIC[task];
-      const { mode, causal } = resolvePrompt(prompts[task], promptTokens, trainedModes);
-      if (mode !== prompts[task]) notes.push(`${task} runs in ${mode} mode, not ${prompts[task]}: the model was trained with ${trainedModes?.join(', ') ?? (promptTokens ? 'prompt tokens' : 'no prompt tokens')}`);
-      let last = 0;
-      const r = await runTask(s, task, predictor, regions, p.forwardPredictionBins, {
-        mode, causal, batchSize: p.batchSize, rows, leaveOut, fastLeaveOneOut: p.fastLeaveOneOut, signal: ctx.signal,
-        onBatch: (done) => {
-          bar.increment(done - last);
-          last = done;
-        },
-      });
-      out.tasks[task] = r;
-      values[key(stem, 'seconds')] = r.seconds;
-      if (r.skipped) {
-        notes.push(`${task} skipped: ${r.skipped}`);
-        continue;
-      }
-      // The registry's figures in its order, excluded neurons split by why (core/eval/bps.ts).
-      for (const m of BPS_METRICS) values[key(stem, m.suffix)] = m.of(r.bps);
-      const o = activityTask(task).oracle ? oracleForTask(s, r) : undefined;
-      if (o) {
-        out.oracle[task] = o;
-        for (const m of ORACLE_METRICS) values[key(stem, m.suffix)] = m.of(o);
-      }
-      ctx.logger.info({ session: s.sessionId, task, mode, causal, bps: r.bps.mean, pooled: r.bps.pooled, oracle: o?.bps.mean, seconds: r.seconds }, 'task scored');
-    }
+    for (const task of tasks) await runActivityTask(run, task, regions, bar);
   } finally {
     bar.stop();
   }
-  if (!s.trueRates) notes.push('the session has no true rates: no oracle figures');
+}
 
-  if (p.decoding) {
-    const rng = createRng(hashString(`decode:${s.sessionId}`, ctx.seed));
-    const b = await decodeBehaviour(s, predictor, {
-      targets: p.behaviourTargets, choicePrompt: p.choicePrompt, continuousPrompt: p.continuousPrompt, promptTokens, trainedModes,
-      batchSize: p.batchSize, rng, lambdas: p.decodingLambdas, folds: p.decodingFolds, signal: ctx.signal,
-    });
-    out.behaviour = b;
-    for (const d of decodingTasks()) {
-      const r = b.decoded[d.id as BehaviourTarget];
-      if (!r) continue;
-      values[scoreKey(d)] = r[d.score]!;
-      if (d.chance) values[chanceKey(d)] = r.chance!;
-    }
-    for (const [t, why] of Object.entries(b.skipped)) notes.push(`${t} decoding skipped: ${why}`);
-    values.behaviour_seconds = b.predictSeconds + b.fitSeconds;
+/** Runs one activity task and its oracle, writing its figures into `out.values`. */
+async function runActivityTask(run: ActivityRun, task: EvalTask, regions: ReturnType<typeof regionLabels>, bar: ReturnType<StageContext['progress']>): Promise<void> {
+  const { s, p, ctx, out, predictor, rows, leaveOut, promptTokens, trainedModes } = run;
+  const { values, notes } = out;
+  const prompts = promptsOf(p);
+  const stem = TASK_METRIC[task];
+  const { mode, causal } = resolvePrompt(prompts[task], promptTokens, trainedModes);
+  if (mode !== prompts[task]) notes.push(`${task} runs in ${mode} mode, not ${prompts[task]}: the model was trained with ${trainedModes?.join(', ') ?? (promptTokens ? 'prompt tokens' : 'no prompt tokens')}`);
+  let last = 0;
+  const r = await runTask(s, task, predictor, regions, p.forwardPredictionBins, {
+    mode, causal, batchSize: p.batchSize, rows, leaveOut, fastLeaveOneOut: p.fastLeaveOneOut, signal: ctx.signal,
+    onBatch: (done) => {
+      bar.increment(done - last);
+      last = done;
+    },
+  });
+  out.tasks[task] = r;
+  values[key(stem, 'seconds')] = r.seconds;
+  if (r.skipped) {
+    notes.push(`${task} skipped: ${r.skipped}`);
+    return;
   }
-  // JSON has no NaN: a figure that is not a number is dropped, and said so.
+  // The registry's figures in its order, excluded neurons split by why (core/eval/bps.ts).
+  for (const m of BPS_METRICS) values[key(stem, m.suffix)] = m.of(r.bps);
+  const o = activityTask(task).oracle ? oracleForTask(s, r) : undefined;
+  if (o) {
+    out.oracle[task] = o;
+    for (const m of ORACLE_METRICS) values[key(stem, m.suffix)] = m.of(o);
+  }
+  ctx.logger.info({ session: s.sessionId, task, mode, causal, bps: r.bps.mean, pooled: r.bps.pooled, oracle: o?.bps.mean, seconds: r.seconds }, 'task scored');
+}
+
+/** Decodes behaviour from the predicted rates, writing the scores, chances and skip notes into `out`. */
+async function decodeInto(
+  out: SessionEvaluation,
+  s: BinnedSession,
+  p: EvaluateParams,
+  ctx: StageContext,
+  predictor: ReturnType<typeof modelPredictor>,
+  promptTokens: boolean,
+  trainedModes: readonly MaskingMode[] | undefined,
+): Promise<void> {
+  const { values, notes } = out;
+  const rng = createRng(hashString(`decode:${s.sessionId}`, ctx.seed));
+  const b = await decodeBehaviour(s, predictor, {
+    targets: p.behaviourTargets, choicePrompt: p.choicePrompt, continuousPrompt: p.continuousPrompt, promptTokens, trainedModes,
+    batchSize: p.batchSize, rng, lambdas: p.decodingLambdas, folds: p.decodingFolds, signal: ctx.signal,
+  });
+  out.behaviour = b;
+  for (const d of decodingTasks()) {
+    const r = b.decoded[d.id as BehaviourTarget];
+    if (!r) continue;
+    values[scoreKey(d)] = r[d.score]!;
+    if (d.chance) values[chanceKey(d)] = r.chance!;
+  }
+  for (const [t, why] of Object.entries(b.skipped)) notes.push(`${t} decoding skipped: ${why}`);
+  values.behaviour_seconds = b.predictSeconds + b.fitSeconds;
+}
+
+/** JSON has no NaN: a figure that is not a number is dropped, and said so. */
+function dropNonFinite(values: Record<string, number>, notes: string[]): void {
   for (const [k, v] of Object.entries(values)) {
     if (!Number.isFinite(v)) {
       delete values[k];
       notes.push(`${k} is not a finite number (e.g. no evaluated neuron or a zero oracle): left out`);
     }
   }
-  out.seconds = (performance.now() - started) / 1000;
-  values.evaluate_seconds = out.seconds;
-  return out;
 }
 
 const nullIfNaN = (a: Float64Array) => Array.from(a, (v) => (Number.isFinite(v) ? v : null));
