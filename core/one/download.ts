@@ -108,6 +108,27 @@ async function checkCached(item: DownloadItem, verifyHash: boolean, log: Logger)
   return false;
 }
 
+/** What one file's attempts share: their fixed inputs, the result being filled and the loop's state. */
+interface Attempts {
+  item: DownloadItem;
+  opts: DownloadOptions;
+  onBytes: (bytesInCache: number) => void;
+  log: Logger;
+  label: string;
+  shown: string;
+  part: string;
+  wantHash: string | undefined;
+  deadline: number;
+  deadlineMs: number;
+  result: DownloadResult;
+  lastProblem: string;
+  /** Set by a server that says when to come back (Retry-After); otherwise exponential back-off. */
+  askedWaitMs: number | undefined;
+}
+
+/** After one attempt: the file is in place, try again, or give up. */
+type AttemptOutcome = 'done' | 'retry' | 'stop';
+
 /**
  * Downloads one file. Never throws for a failure of this file: the result says `failed` and why
  * (a user abort does throw). Keeps a `.part` after transport failures so a later call resumes.
@@ -126,104 +147,129 @@ export async function downloadFile(item: DownloadItem, opts: DownloadOptions, on
   const part = `${item.path}.part`;
   const wantHash = item.hash && MD5_RE.test(item.hash) ? item.hash.toLowerCase() : undefined;
   if (item.hash && !wantHash) log.debug({ file: label }, 'hash is not an md5; checking size only');
-  let lastProblem = 'no attempt made';
   const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
-  const deadline = Date.now() + deadlineMs;
-  // Set by a server that says when to come back (Retry-After); otherwise exponential back-off.
-  let askedWaitMs: number | undefined;
-
+  const a: Attempts = {
+    item, opts, onBytes, log, label, shown, part, wantHash, deadlineMs, result,
+    deadline: Date.now() + deadlineMs, lastProblem: 'no attempt made', askedWaitMs: undefined,
+  };
   for (let attempt = 0; attempt <= opts.retries; attempt++) {
-    if (opts.signal?.aborted) throw opts.signal.reason;
-    if (attempt > 0) await sleep(Math.min(askedWaitMs ?? backoffMs(attempt - 1, opts), Math.max(0, deadline - Date.now())), opts.signal);
-    askedWaitMs = undefined;
-    if (Date.now() >= deadline) {
-      lastProblem = `the per-file deadline of ${deadlineMs} ms passed (${lastProblem})`;
-      break;
-    }
-    let offset = (await fileSize(part)) ?? 0;
-    if (item.size != null && offset > item.size) {
-      await rm(part, { force: true });
-      offset = 0;
-    }
-    const hash = { md5: createHash('md5') };
-    // Hashing the bytes already on disk makes the final digest cover the whole file, not just this request.
-    await hashFile(part, hash.md5, offset);
-    onBytes(offset);
-    const alreadyWhole = item.size != null && offset === item.size && offset > 0;
-    if (!alreadyWhole) {
-      result.attempts++;
-      try {
-        const got = await fetchInto(item, part, offset, hash, opts, onBytes, log, deadline, deadlineMs);
-        result.bytesFetched += got.bytes;
-        if (got.resumed && result.resumedFrom === undefined) result.resumedFrom = offset;
-      } catch (e) {
-        if (opts.signal?.aborted) throw opts.signal.reason ?? e;
-        const bytes = (e as { bytesFetched?: number }).bytesFetched ?? 0;
-        result.bytesFetched += bytes;
-        if (e instanceof StatusError) {
-          lastProblem = `HTTP ${e.status} from ${shown}`;
-          if (e.status === 416) {
-            // The server has fewer bytes than our partial file: it does not fit the server's copy; start over.
-            lastProblem = `the server's file is shorter than the ${offset} bytes already fetched${item.size != null ? ` (the database says ${item.size})` : ''}`;
-            await rm(part, { force: true });
-            continue;
-          }
-          if (!isRetryableStatus(e.status)) break;
-          const asked = parseRetryAfter(e.retryAfter);
-          if (asked !== undefined && asked > opts.maxRetryAfterMs) {
-            lastProblem += ` asking to wait ${Math.round(asked / 1000)} s`;
-            break;
-          }
-          askedWaitMs = asked;
-          log.warn({ file: label, status: e.status, attempt: attempt + 1, waitMs: asked }, 'file server refused; retrying');
-          continue;
-        }
-        if (e instanceof OneError && (e.code === 'size' || e.code === 'deadline')) {
-          // Neither is a passing fault: a server that sends more than it announced is not asked
-          // again, and a spent deadline is spent. What it sent is not kept.
-          lastProblem = e.message;
-          if (e.code === 'size') await rm(part, { force: true });
-          break;
-        }
-        if (isTransientError(e)) {
-          lastProblem = `${describeTransportError(e)} while fetching ${shown}`;
-          log.warn({ file: label, error: describeTransportError(e), keptBytes: await fileSize(part), attempt: attempt + 1 }, 'download interrupted; will resume');
-          continue;
-        }
-        lastProblem = `${describeTransportError(e)} while fetching ${shown}`;
-        break;
-      }
-    }
-    const size = (await fileSize(part)) ?? 0;
-    if (item.size != null && size !== item.size) {
-      lastProblem = `size mismatch: got ${size} bytes, expected ${item.size}`;
-      if (size < item.size) {
-        // A body that ended early without an error: resume from what we have.
-        log.warn({ file: label, size, expected: item.size }, 'file shorter than expected; resuming');
-        continue;
-      }
-      await rm(part, { force: true });
-      log.warn({ file: label, size, expected: item.size }, 'file longer than expected; deleted, retrying');
-      continue;
-    }
-    if (wantHash) {
-      const got = hash.md5.digest('hex');
-      if (got !== wantHash) {
-        lastProblem = `checksum mismatch: md5 ${got}, expected ${wantHash}`;
-        await rm(part, { force: true });
-        log.warn({ file: label, md5: got, expected: wantHash, attempt: attempt + 1 }, 'checksum mismatch; deleted, retrying');
-        continue;
-      }
-    }
-    await rename(part, item.path);
-    result.status = 'downloaded';
-    onBytes(size);
-    log.debug({ file: label, bytes: size, attempts: result.attempts, resumedFrom: result.resumedFrom }, 'downloaded');
-    return result;
+    const next = await attemptOnce(a, attempt);
+    if (next === 'done') return result;
+    if (next === 'stop') break;
   }
-  result.reason = `${label}: ${lastProblem} (after ${result.attempts} request(s))`;
-  log.error({ file: label, reason: lastProblem }, 'download failed');
+  result.reason = `${label}: ${a.lastProblem} (after ${result.attempts} request(s))`;
+  log.error({ file: label, reason: a.lastProblem }, 'download failed');
   return result;
+}
+
+/** One attempt: waits its turn, resumes the `.part`, fetches the rest unless it is whole, then checks it. */
+async function attemptOnce(a: Attempts, attempt: number): Promise<AttemptOutcome> {
+  const { item, opts, result } = a;
+  if (opts.signal?.aborted) throw opts.signal.reason;
+  if (attempt > 0) await sleep(Math.min(a.askedWaitMs ?? backoffMs(attempt - 1, opts), Math.max(0, a.deadline - Date.now())), opts.signal);
+  a.askedWaitMs = undefined;
+  if (Date.now() >= a.deadline) {
+    a.lastProblem = `the per-file deadline of ${a.deadlineMs} ms passed (${a.lastProblem})`;
+    return 'stop';
+  }
+  const { offset, hash } = await resumePoint(a);
+  const alreadyWhole = item.size != null && offset === item.size && offset > 0;
+  if (!alreadyWhole) {
+    result.attempts++;
+    try {
+      const got = await fetchInto(item, a.part, offset, hash, opts, a.onBytes, a.log, a.deadline, a.deadlineMs);
+      result.bytesFetched += got.bytes;
+      if (got.resumed && result.resumedFrom === undefined) result.resumedFrom = offset;
+    } catch (e) {
+      return fetchFailed(a, e, offset, attempt);
+    }
+  }
+  return finishPart(a, hash, attempt);
+}
+
+/** Where this attempt starts: the `.part` bytes kept (dropped when longer than the file), already hashed. */
+async function resumePoint(a: Attempts): Promise<{ offset: number; hash: { md5: Hash } }> {
+  let offset = (await fileSize(a.part)) ?? 0;
+  if (a.item.size != null && offset > a.item.size) {
+    await rm(a.part, { force: true });
+    offset = 0;
+  }
+  const hash = { md5: createHash('md5') };
+  // Hashing the bytes already on disk makes the final digest cover the whole file, not just this request.
+  await hashFile(a.part, hash.md5, offset);
+  a.onBytes(offset);
+  return { offset, hash };
+}
+
+/** Sorts a failed request into retry or give up, noting why (a user abort rethrows). */
+async function fetchFailed(a: Attempts, e: unknown, offset: number, attempt: number): Promise<'retry' | 'stop'> {
+  const { item, opts, log, label, shown } = a;
+  if (opts.signal?.aborted) throw opts.signal.reason ?? e;
+  const bytes = (e as { bytesFetched?: number }).bytesFetched ?? 0;
+  a.result.bytesFetched += bytes;
+  if (e instanceof StatusError) {
+    a.lastProblem = `HTTP ${e.status} from ${shown}`;
+    if (e.status === 416) {
+      // The server has fewer bytes than our partial file: it does not fit the server's copy; start over.
+      a.lastProblem = `the server's file is shorter than the ${offset} bytes already fetched${item.size != null ? ` (the database says ${item.size})` : ''}`;
+      await rm(a.part, { force: true });
+      return 'retry';
+    }
+    if (!isRetryableStatus(e.status)) return 'stop';
+    const asked = parseRetryAfter(e.retryAfter);
+    if (asked !== undefined && asked > opts.maxRetryAfterMs) {
+      a.lastProblem += ` asking to wait ${Math.round(asked / 1000)} s`;
+      return 'stop';
+    }
+    a.askedWaitMs = asked;
+    log.warn({ file: label, status: e.status, attempt: attempt + 1, waitMs: asked }, 'file server refused; retrying');
+    return 'retry';
+  }
+  if (e instanceof OneError && (e.code === 'size' || e.code === 'deadline')) {
+    // Neither is a passing fault: a server that sends more than it announced is not asked
+    // again, and a spent deadline is spent. What it sent is not kept.
+    a.lastProblem = e.message;
+    if (e.code === 'size') await rm(a.part, { force: true });
+    return 'stop';
+  }
+  if (isTransientError(e)) {
+    a.lastProblem = `${describeTransportError(e)} while fetching ${shown}`;
+    log.warn({ file: label, error: describeTransportError(e), keptBytes: await fileSize(a.part), attempt: attempt + 1 }, 'download interrupted; will resume');
+    return 'retry';
+  }
+  a.lastProblem = `${describeTransportError(e)} while fetching ${shown}`;
+  return 'stop';
+}
+
+/** Checks the `.part`'s size and md5 and renames it into place, or notes why it must be fetched again. */
+async function finishPart(a: Attempts, hash: { md5: Hash }, attempt: number): Promise<'done' | 'retry'> {
+  const { item, log, label, part, wantHash, result } = a;
+  const size = (await fileSize(part)) ?? 0;
+  if (item.size != null && size !== item.size) {
+    a.lastProblem = `size mismatch: got ${size} bytes, expected ${item.size}`;
+    if (size < item.size) {
+      // A body that ended early without an error: resume from what we have.
+      log.warn({ file: label, size, expected: item.size }, 'file shorter than expected; resuming');
+      return 'retry';
+    }
+    await rm(part, { force: true });
+    log.warn({ file: label, size, expected: item.size }, 'file longer than expected; deleted, retrying');
+    return 'retry';
+  }
+  if (wantHash) {
+    const got = hash.md5.digest('hex');
+    if (got !== wantHash) {
+      a.lastProblem = `checksum mismatch: md5 ${got}, expected ${wantHash}`;
+      await rm(part, { force: true });
+      log.warn({ file: label, md5: got, expected: wantHash, attempt: attempt + 1 }, 'checksum mismatch; deleted, retrying');
+      return 'retry';
+    }
+  }
+  await rename(part, item.path);
+  result.status = 'downloaded';
+  a.onBytes(size);
+  log.debug({ file: label, bytes: size, attempts: result.attempts, resumedFrom: result.resumedFrom }, 'downloaded');
+  return 'done';
 }
 
 /** One request: appends to `part` from `offset` (206) or rewrites it (200, a server that ignores Range). */
