@@ -291,73 +291,101 @@ async function fetchInto(
     Math.max(0, Math.min(deadline - Date.now(), 2 ** 31 - 1)),
   );
   const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
-  const tooMuch = () => new OneError('size', `the server sent more than the ${item.size} bytes the database announces for ${item.label ?? item.path}`);
-  let bytes = 0;
+  const got = { bytes: 0 };
   try {
-    const headers: Record<string, string> = {};
-    if (offset > 0) headers.Range = `bytes=${offset}-`;
-    let res: Response;
-    try {
-      res = await fetch(item.url, { headers, signal, redirect: 'follow' });
-    } catch (e) {
-      throw idle.signal.aborted ? idle.signal.reason : e;
-    }
-    if (res.status !== 200 && res.status !== 206) {
-      await res.body?.cancel().catch(() => {});
-      throw new StatusError(res.status, res.headers.get('retry-after'));
-    }
-    let resumed = false;
-    let writeFrom = 0;
-    if (res.status === 206) {
-      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
-      if (!m || Number(m[1]) !== offset) {
-        await res.body?.cancel().catch(() => {});
-        await rm(part, { force: true });
-        throw new OneError('network', `file server answered a Range request with the wrong part (${res.headers.get('content-range') ?? 'no Content-Range'})`);
-      }
-      resumed = offset > 0;
-      writeFrom = offset;
-    } else if (offset > 0) {
-      // The server ignored Range and sends the whole file: start the file and its hash again.
-      log.info({ file: item.label ?? item.path, offset }, 'server ignored the Range request; restarting from byte 0');
-      hash.md5 = createHash('md5');
-    }
-    // Never more than the database announces: a longer Content-Length is refused before the body.
-    const length = Number(res.headers.get('content-length') ?? NaN);
-    if (item.size != null && Number.isFinite(length) && writeFrom + length > item.size) {
-      await res.body?.cancel().catch(() => {});
-      throw tooMuch();
-    }
-    const fh = await open(part, writeFrom > 0 ? 'a' : 'w');
-    try {
-      if (!res.body) throw new OneError('network', `empty body from ${displayUrl(item.url)}`);
-      let done = writeFrom;
-      onBytes(done);
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        timer.refresh();
-        // ...and a body that runs past it is stopped at the chunk that would cross it.
-        if (item.size != null && done + chunk.byteLength > item.size) {
-          bytes += chunk.byteLength;
-          throw tooMuch();
-        }
-        await fh.write(chunk);
-        hash.md5.update(chunk);
-        bytes += chunk.byteLength;
-        done += chunk.byteLength;
-        onBytes(done);
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    return { bytes, resumed };
+    const res = await requestFile(item, offset, signal, idle.signal);
+    const { resumed, writeFrom } = await placeResponse(res, item, part, offset, hash, log);
+    await writeBody(res, item, part, writeFrom, hash, timer, onBytes, got);
+    return { bytes: got.bytes, resumed };
   } catch (e) {
     const err = idle.signal.aborted && !(opts.signal?.aborted) ? idle.signal.reason : e;
-    if (err && typeof err === 'object') (err as { bytesFetched?: number }).bytesFetched = bytes;
+    if (err && typeof err === 'object') (err as { bytesFetched?: number }).bytesFetched = got.bytes;
     throw err;
   } finally {
     clearTimeout(timer);
     clearTimeout(overall);
+  }
+}
+
+/** The error for a server that sends more than the database announces. */
+const tooMuch = (item: DownloadItem) => new OneError('size', `the server sent more than the ${item.size} bytes the database announces for ${item.label ?? item.path}`);
+
+/** Sends the request (with Range from `offset`) and refuses any answer but 200 or 206; an idle or deadline abort throws its own reason. */
+async function requestFile(item: DownloadItem, offset: number, signal: AbortSignal, idle: AbortSignal): Promise<Response> {
+  const headers: Record<string, string> = {};
+  if (offset > 0) headers.Range = `bytes=${offset}-`;
+  let res: Response;
+  try {
+    res = await fetch(item.url, { headers, signal, redirect: 'follow' });
+  } catch (e) {
+    throw idle.aborted ? idle.reason : e;
+  }
+  if (res.status !== 200 && res.status !== 206) {
+    await res.body?.cancel().catch(() => {});
+    throw new StatusError(res.status, res.headers.get('retry-after'));
+  }
+  return res;
+}
+
+/** Where the answer's bytes go: after `offset` for a matching 206, else from 0 with a fresh hash; refuses a Content-Length past the announced size. */
+async function placeResponse(res: Response, item: DownloadItem, part: string, offset: number, hash: { md5: Hash }, log: Logger): Promise<{ resumed: boolean; writeFrom: number }> {
+  let resumed = false;
+  let writeFrom = 0;
+  if (res.status === 206) {
+    const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+    if (!m || Number(m[1]) !== offset) {
+      await res.body?.cancel().catch(() => {});
+      await rm(part, { force: true });
+      throw new OneError('network', `file server answered a Range request with the wrong part (${res.headers.get('content-range') ?? 'no Content-Range'})`);
+    }
+    resumed = offset > 0;
+    writeFrom = offset;
+  } else if (offset > 0) {
+    // The server ignored Range and sends the whole file: start the file and its hash again.
+    log.info({ file: item.label ?? item.path, offset }, 'server ignored the Range request; restarting from byte 0');
+    hash.md5 = createHash('md5');
+  }
+  // Never more than the database announces: a longer Content-Length is refused before the body.
+  const length = Number(res.headers.get('content-length') ?? NaN);
+  if (item.size != null && Number.isFinite(length) && writeFrom + length > item.size) {
+    await res.body?.cancel().catch(() => {});
+    throw tooMuch(item);
+  }
+  return { resumed, writeFrom };
+}
+
+/** Streams the body into `part` from `writeFrom`, hashing it and counting received bytes into `got` (kept on failure). */
+async function writeBody(
+  res: Response,
+  item: DownloadItem,
+  part: string,
+  writeFrom: number,
+  hash: { md5: Hash },
+  timer: NodeJS.Timeout,
+  onBytes: (n: number) => void,
+  got: { bytes: number },
+): Promise<void> {
+  const fh = await open(part, writeFrom > 0 ? 'a' : 'w');
+  try {
+    if (!res.body) throw new OneError('network', `empty body from ${displayUrl(item.url)}`);
+    let done = writeFrom;
+    onBytes(done);
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      timer.refresh();
+      // ...and a body that runs past it is stopped at the chunk that would cross it.
+      if (item.size != null && done + chunk.byteLength > item.size) {
+        got.bytes += chunk.byteLength;
+        throw tooMuch(item);
+      }
+      await fh.write(chunk);
+      hash.md5.update(chunk);
+      got.bytes += chunk.byteLength;
+      done += chunk.byteLength;
+      onBytes(done);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
