@@ -174,51 +174,13 @@ export class AlyxClient {
     const auth = o.auth ?? true;
     const url = this.baseUrl + (pathAndQuery.startsWith('/') ? pathAndQuery : `/${pathAndQuery}`);
     const shown = displayUrl(url);
-    const p = this.#opts;
     let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
       if (auth && !this.#token) await this.authenticate();
-      const headers: Record<string, string> = { Accept: 'application/json' };
-      if (o.body !== undefined) headers['Content-Type'] = 'application/json';
-      if (auth && this.#token) headers.Authorization = `Token ${this.#token}`;
-      const signal = p.signal ? AbortSignal.any([p.signal, AbortSignal.timeout(p.timeoutMs)]) : AbortSignal.timeout(p.timeoutMs);
-      const started = Date.now();
-      let status: number;
-      let text: string;
-      let retryAfter: string | null = null;
-      try {
-        this.requestCount++;
-        const res = await fetch(url, {
-          method,
-          headers,
-          body: o.body === undefined ? undefined : JSON.stringify(o.body),
-          signal,
-          redirect: 'follow',
-        });
-        status = res.status;
-        retryAfter = res.headers.get('retry-after');
-        text = await res.text();
-      } catch (e) {
-        if (p.signal?.aborted) throw p.signal.reason ?? e;
-        const what = (e as Error)?.name === 'TimeoutError' ? `timed out after ${p.timeoutMs} ms` : describeTransportError(e);
-        if (isTransientError(e) && attempt < p.retries) {
-          const delay = backoffMs(attempt, p);
-          this.#log.warn({ method, url: shown, error: what, attempt: attempt + 1, delayMs: delay }, 'Alyx request failed; retrying');
-          await sleep(delay, p.signal);
-          continue;
-        }
-        throw new OneError((e as Error)?.name === 'TimeoutError' ? 'timeout' : 'network', `${method} ${shown} failed after ${attempt + 1} attempt(s): ${what}`, { cause: e });
-      }
-      this.#log.debug({ method, url: shown, status, attempt: attempt + 1, ms: Date.now() - started }, 'Alyx request');
-      if (status >= 200 && status < 300) {
-        if (status === 204 || text.trim() === '') return undefined as T;
-        try {
-          return JSON.parse(text) as T;
-        } catch {
-          throw new OneError('http', `${method} ${shown} answered HTTP ${status} with a body that is not JSON`, { status });
-        }
-      }
-      const detail = this.#scrub(errorDetail(text));
+      const rep = await this.#send(method, url, shown, o.body, auth, attempt);
+      if (rep === 'retry') continue;
+      const { status, text } = rep;
+      if (status >= 200 && status < 300) return parseJsonAnswer<T>(method, shown, status, text);
       // An expired token: Alyx says 403 {"detail":"Invalid token."}; other servers say 401. Log in again, once.
       const tokenRejected = status === 401 || (status === 403 && /Invalid token/i.test(text));
       if (auth && tokenRejected && !reauthenticated) {
@@ -229,24 +191,97 @@ export class AlyxClient {
         attempt--;
         continue;
       }
-      if (isRetryableStatus(status) && attempt < p.retries) {
-        const asked = status === 429 || status === 503 ? parseRetryAfter(retryAfter) : undefined;
-        if (asked !== undefined && asked > p.maxRetryAfterMs) {
-          throw new OneError('http', `${method} ${shown}: server asks to wait ${Math.round(asked / 1000)} s (HTTP ${status}), longer than the ${Math.round(p.maxRetryAfterMs / 1000)} s allowed`, { status });
-        }
-        const delay = asked ?? backoffMs(attempt, p);
-        this.#log.warn({ method, url: shown, status, attempt: attempt + 1, delayMs: delay }, 'Alyx request refused; retrying');
-        await sleep(delay, p.signal);
-        continue;
-      }
-      if (!auth && o.authFailureIsFinal && (status === 400 || status === 401 || status === 403)) {
-        throw new OneError('auth', `Alyx login failed for user '${this.username}' at ${this.baseUrl} (HTTP ${status}${detail ? `: ${detail}` : ''})`, { status });
-      }
-      if (auth && tokenRejected) {
-        throw new OneError('auth', `${method} ${shown}: Alyx rejected the new token for user '${this.username}' (HTTP ${status}${detail ? `: ${detail}` : ''})`, { status });
-      }
-      throw new OneError(status === 404 ? 'not-found' : 'http', `${method} ${shown} failed: HTTP ${status}${detail ? ` ${detail}` : ''}${attempt ? ` (after ${attempt + 1} attempts)` : ''}`, { status });
+      await this.#refused({ method, shown, status, text, retryAfter: rep.retryAfter, attempt, auth, authFailureIsFinal: o.authFailureIsFinal, tokenRejected });
     }
+  }
+
+  /** Sends one request; 'retry' after waiting out a transient transport failure, which otherwise throws. */
+  async #send(
+    method: string,
+    url: string,
+    shown: string,
+    body: unknown,
+    auth: boolean,
+    attempt: number,
+  ): Promise<{ status: number; text: string; retryAfter: string | null } | 'retry'> {
+    const p = this.#opts;
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (auth && this.#token) headers.Authorization = `Token ${this.#token}`;
+    const signal = p.signal ? AbortSignal.any([p.signal, AbortSignal.timeout(p.timeoutMs)]) : AbortSignal.timeout(p.timeoutMs);
+    const started = Date.now();
+    let status: number;
+    let text: string;
+    let retryAfter: string | null = null;
+    try {
+      this.requestCount++;
+      const res = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+        redirect: 'follow',
+      });
+      status = res.status;
+      retryAfter = res.headers.get('retry-after');
+      text = await res.text();
+    } catch (e) {
+      if (p.signal?.aborted) throw p.signal.reason ?? e;
+      const what = (e as Error)?.name === 'TimeoutError' ? `timed out after ${p.timeoutMs} ms` : describeTransportError(e);
+      if (isTransientError(e) && attempt < p.retries) {
+        const delay = backoffMs(attempt, p);
+        this.#log.warn({ method, url: shown, error: what, attempt: attempt + 1, delayMs: delay }, 'Alyx request failed; retrying');
+        await sleep(delay, p.signal);
+        return 'retry';
+      }
+      throw new OneError((e as Error)?.name === 'TimeoutError' ? 'timeout' : 'network', `${method} ${shown} failed after ${attempt + 1} attempt(s): ${what}`, { cause: e });
+    }
+    this.#log.debug({ method, url: shown, status, attempt: attempt + 1, ms: Date.now() - started }, 'Alyx request');
+    return { status, text, retryAfter };
+  }
+
+  /** A non-2xx answer not cured by logging in again: waits before a retry when the status allows one, else throws the fitting error. */
+  async #refused(r: {
+    method: string;
+    shown: string;
+    status: number;
+    text: string;
+    retryAfter: string | null;
+    attempt: number;
+    auth: boolean;
+    authFailureIsFinal: boolean | undefined;
+    tokenRejected: boolean;
+  }): Promise<void> {
+    const { method, shown, status, attempt } = r;
+    const p = this.#opts;
+    const detail = this.#scrub(errorDetail(r.text));
+    if (isRetryableStatus(status) && attempt < p.retries) {
+      const asked = status === 429 || status === 503 ? parseRetryAfter(r.retryAfter) : undefined;
+      if (asked !== undefined && asked > p.maxRetryAfterMs) {
+        throw new OneError('http', `${method} ${shown}: server asks to wait ${Math.round(asked / 1000)} s (HTTP ${status}), longer than the ${Math.round(p.maxRetryAfterMs / 1000)} s allowed`, { status });
+      }
+      const delay = asked ?? backoffMs(attempt, p);
+      this.#log.warn({ method, url: shown, status, attempt: attempt + 1, delayMs: delay }, 'Alyx request refused; retrying');
+      await sleep(delay, p.signal);
+      return;
+    }
+    if (!r.auth && r.authFailureIsFinal && (status === 400 || status === 401 || status === 403)) {
+      throw new OneError('auth', `Alyx login failed for user '${this.username}' at ${this.baseUrl} (HTTP ${status}${detail ? `: ${detail}` : ''})`, { status });
+    }
+    if (r.auth && r.tokenRejected) {
+      throw new OneError('auth', `${method} ${shown}: Alyx rejected the new token for user '${this.username}' (HTTP ${status}${detail ? `: ${detail}` : ''})`, { status });
+    }
+    throw new OneError(status === 404 ? 'not-found' : 'http', `${method} ${shown} failed: HTTP ${status}${detail ? ` ${detail}` : ''}${attempt ? ` (after ${attempt + 1} attempts)` : ''}`, { status });
+  }
+}
+
+/** A 2xx answer's JSON body; empty (or 204) is undefined. */
+function parseJsonAnswer<T>(method: string, shown: string, status: number, text: string): T {
+  if (status === 204 || text.trim() === '') return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new OneError('http', `${method} ${shown} answered HTTP ${status} with a body that is not JSON`, { status });
   }
 }
 
