@@ -197,6 +197,22 @@ async function mergeForeign(
   await writeCacheTables(out, sessions, datasets, 'mtm-flow simulator');
 }
 
+type SessionRows = Record<string, (string | number)[]>;
+type DatasetRows = Record<string, (string | number | boolean)[]>;
+
+/** What every simulated session of one call shares. */
+interface CacheRun {
+  o: SimulateCacheOptions;
+  sizes: SimSizes;
+  world: SimWorld | undefined;
+  worldInfo: Record<string, unknown>;
+  atlasIdOf: (acronym: string) => number;
+  /** Draws eids, labs, dates and dataset ids, in session order. */
+  meta: Rng;
+  sessionRows: SessionRows;
+  datasetRows: DatasetRows;
+}
+
 /**
  * Simulates `sessions` sessions into a ONE cache at `out`. The same options and seed always give
  * the same bytes. With `reuse`, a cache already written with identical options is kept. Sessions
@@ -213,18 +229,8 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
   const worldInfo = world ? { sharedDynamics: true, worldSeed: world.worldSeed } : {};
   const fingerprint = { version: SIM_VERSION, sessions: o.sessions, seed: o.seed, sizes, ...worldInfo };
   if (o.reuse && existsSync(manifestPath)) {
-    try {
-      const prev = JSON.parse(await readFile(manifestPath, 'utf8'));
-      if (JSON.stringify(prev.fingerprint) === JSON.stringify(fingerprint) && Array.isArray(prev.sessions)) {
-        const infos = (prev.sessions as Omit<SimulatedSessionInfo, 'ref'>[]).map((i) => ({ ...i, ref: sessionRef(o.out, i.sessionPath, i.eid) }));
-        if (infos.every((s) => existsSync(join(s.ref.path, 'alf', '_mtm_sim.meta.json')))) {
-          for (const i of infos) onSession?.(i);
-          return infos;
-        }
-      }
-    } catch {
-      // An unreadable manifest just means simulating again.
-    }
+    const kept = await reusableCache(o.out, manifestPath, fingerprint, onSession);
+    if (kept) return kept;
   }
   const foreign = await foreignIndex(o.out, manifestPath);
   const regions = await loadAllenRegions();
@@ -233,63 +239,110 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
     if (id === undefined) throw new Error(`simulator: region '${acronym}' is not in the atlas`);
     return id;
   };
-  const meta = createRng(hashString('sessions', o.seed >>> 0));
-  const sessionRows: Record<string, (string | number)[]> = { id: [], lab: [], subject: [], date: [], number: [], task_protocol: [], projects: [] };
-  const datasetRows: Record<string, (string | number | boolean)[]> = { eid: [], id: [], rel_path: [], session_path: [], file_size: [], hash: [], exists: [], qc: [] };
+  const run: CacheRun = {
+    o, sizes, world, worldInfo, atlasIdOf,
+    meta: createRng(hashString('sessions', o.seed >>> 0)),
+    sessionRows: { id: [], lab: [], subject: [], date: [], number: [], task_protocol: [], projects: [] },
+    datasetRows: { eid: [], id: [], rel_path: [], session_path: [], file_size: [], hash: [], exists: [], qc: [] },
+  };
   const infos: SimulatedSessionInfo[] = [];
   for (let s = 0; s < o.sessions; s++) {
-    const eid = seededUuid(meta);
-    const lab = LABS[meta.int(LABS.length)];
-    const subject = `SIM${String(s + 1).padStart(3, '0')}`;
-    const date = dateAfter('2024-01-08', s + meta.int(3));
-    const number = 1;
-    const sessionPath = `${lab}/Subjects/${subject}/${date}/${String(number).padStart(3, '0')}`;
-    const dir = join(o.out, sessionPath);
-    if (existsSync(dir) && !existsSync(join(dir, 'alf', '_mtm_sim.meta.json'))) {
-      throw new Error(`simulator: ${dir} exists and was not written by the simulator (no alf/_mtm_sim.meta.json); refusing to overwrite session ${sessionPath} in ${o.out} (simulate into another folder)`);
-    }
-    const sessionSeed = hashString(`session ${s}`, o.seed >>> 0);
-    const sim = simulateSession(sessionSeed, sizes, atlasIdOf, world);
-    const files = await writeSimSession(sim, dir, { seed: o.seed, sessionIndex: s, sessionSeed, eid, sizes, ...worldInfo });
-    for (const rel of files) {
-      const bytes = await readFile(join(dir, rel));
-      datasetRows.eid.push(eid);
-      datasetRows.id.push(seededUuid(meta));
-      datasetRows.rel_path.push(rel);
-      datasetRows.session_path.push(sessionPath);
-      datasetRows.file_size.push((await stat(join(dir, rel))).size);
-      datasetRows.hash.push(createHash('md5').update(bytes).digest('hex'));
-      datasetRows.exists.push(true);
-      datasetRows.qc.push('NOT_SET');
-    }
-    sessionRows.id.push(eid);
-    sessionRows.lab.push(lab);
-    sessionRows.subject.push(subject);
-    sessionRows.date.push(date);
-    sessionRows.number.push(number);
-    sessionRows.task_protocol.push(SIM_TASK_PROTOCOL);
-    sessionRows.projects.push(SIM_PROJECT);
-    const info: SimulatedSessionInfo = {
-      ref: sessionRef(o.out, sessionPath, eid),
-      sessionPath,
-      eid,
-      lab,
-      subject,
-      date,
-      number,
-      nTrials: sim.trials.stimOn_times.length,
-      nNeurons: sim.neurons.length,
-      regions: sim.regions.map((r) => r.acronym),
-      probes: sim.probes.map((p) => p.probe),
-      spikes: sim.probes.reduce((n, p) => n + p.times.length, 0),
-    };
+    const info = await simulateCachedSession(run, s);
     infos.push(info);
     onSession?.(info);
   }
+  await writeIndex(o.out, foreign, run.sessionRows, run.datasetRows);
+  // Paths stay relative so the cache can move and two caches of one seed are identical.
+  const portable = infos.map(({ ref: _ref, ...rest }) => rest);
+  await writeFileAtomic(manifestPath, JSON.stringify({ fingerprint, sessions: portable }, null, 1) + '\n');
+  return infos;
+}
+
+/** The sessions of an earlier call with the same fingerprint whose folders are all still there (each reported), else undefined. */
+async function reusableCache(
+  out: string,
+  manifestPath: string,
+  fingerprint: Record<string, unknown>,
+  onSession: ((info: SimulatedSessionInfo) => void) | undefined,
+): Promise<SimulatedSessionInfo[] | undefined> {
+  try {
+    const prev = JSON.parse(await readFile(manifestPath, 'utf8'));
+    if (JSON.stringify(prev.fingerprint) === JSON.stringify(fingerprint) && Array.isArray(prev.sessions)) {
+      const infos = (prev.sessions as Omit<SimulatedSessionInfo, 'ref'>[]).map((i) => ({ ...i, ref: sessionRef(out, i.sessionPath, i.eid) }));
+      if (infos.every((s) => existsSync(join(s.ref.path, 'alf', '_mtm_sim.meta.json')))) {
+        for (const i of infos) onSession?.(i);
+        return infos;
+      }
+    }
+  } catch {
+    // An unreadable manifest just means simulating again.
+  }
+  return undefined;
+}
+
+/** Simulates and writes session `s`, adding its index rows; the draws from `run.meta` keep session order. */
+async function simulateCachedSession(run: CacheRun, s: number): Promise<SimulatedSessionInfo> {
+  const { o, meta, sessionRows } = run;
+  const eid = seededUuid(meta);
+  const lab = LABS[meta.int(LABS.length)];
+  const subject = `SIM${String(s + 1).padStart(3, '0')}`;
+  const date = dateAfter('2024-01-08', s + meta.int(3));
+  const number = 1;
+  const sessionPath = `${lab}/Subjects/${subject}/${date}/${String(number).padStart(3, '0')}`;
+  const dir = join(o.out, sessionPath);
+  if (existsSync(dir) && !existsSync(join(dir, 'alf', '_mtm_sim.meta.json'))) {
+    throw new Error(`simulator: ${dir} exists and was not written by the simulator (no alf/_mtm_sim.meta.json); refusing to overwrite session ${sessionPath} in ${o.out} (simulate into another folder)`);
+  }
+  const sessionSeed = hashString(`session ${s}`, o.seed >>> 0);
+  const sim = simulateSession(sessionSeed, run.sizes, run.atlasIdOf, run.world);
+  const files = await writeSimSession(sim, dir, { seed: o.seed, sessionIndex: s, sessionSeed, eid, sizes: run.sizes, ...run.worldInfo });
+  await addDatasetRows(run.datasetRows, meta, eid, dir, sessionPath, files);
+  sessionRows.id.push(eid);
+  sessionRows.lab.push(lab);
+  sessionRows.subject.push(subject);
+  sessionRows.date.push(date);
+  sessionRows.number.push(number);
+  sessionRows.task_protocol.push(SIM_TASK_PROTOCOL);
+  sessionRows.projects.push(SIM_PROJECT);
+  return {
+    ref: sessionRef(o.out, sessionPath, eid),
+    sessionPath,
+    eid,
+    lab,
+    subject,
+    date,
+    number,
+    nTrials: sim.trials.stimOn_times.length,
+    nNeurons: sim.neurons.length,
+    regions: sim.regions.map((r) => r.acronym),
+    probes: sim.probes.map((p) => p.probe),
+    spikes: sim.probes.reduce((n, p) => n + p.times.length, 0),
+  };
+}
+
+/** One datasets row per written file (size and md5 read back), each with a dataset id drawn from `meta`. */
+async function addDatasetRows(datasetRows: DatasetRows, meta: Rng, eid: string, dir: string, sessionPath: string, files: string[]): Promise<void> {
+  for (const rel of files) {
+    const bytes = await readFile(join(dir, rel));
+    datasetRows.eid.push(eid);
+    datasetRows.id.push(seededUuid(meta));
+    datasetRows.rel_path.push(rel);
+    datasetRows.session_path.push(sessionPath);
+    datasetRows.file_size.push((await stat(join(dir, rel))).size);
+    datasetRows.hash.push(createHash('md5').update(bytes).digest('hex'));
+    datasetRows.exists.push(true);
+    datasetRows.qc.push('NOT_SET');
+  }
+}
+
+/** Writes sessions.pqt and datasets.pqt, or merges into a foreign index so its sessions keep their rows. */
+async function writeIndex(out: string, foreign: CacheTables | undefined, sessionRows: SessionRows, datasetRows: DatasetRows): Promise<void> {
   if (foreign) {
     // Sessions someone else put in this cache (real ones, downloaded through ONE) keep their rows.
-    await mergeForeign(o.out, foreign, sessionRows, datasetRows);
-  } else await writeParquet(join(o.out, 'sessions.pqt'), {
+    await mergeForeign(out, foreign, sessionRows, datasetRows);
+    return;
+  }
+  await writeParquet(join(out, 'sessions.pqt'), {
     id: { type: 'STRING', data: sessionRows.id },
     lab: { type: 'STRING', data: sessionRows.lab },
     subject: { type: 'STRING', data: sessionRows.subject },
@@ -298,7 +351,7 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
     task_protocol: { type: 'STRING', data: sessionRows.task_protocol },
     projects: { type: 'STRING', data: sessionRows.projects },
   });
-  if (!foreign) await writeParquet(join(o.out, 'datasets.pqt'), {
+  await writeParquet(join(out, 'datasets.pqt'), {
     eid: { type: 'STRING', data: datasetRows.eid },
     id: { type: 'STRING', data: datasetRows.id },
     rel_path: { type: 'STRING', data: datasetRows.rel_path },
@@ -308,8 +361,4 @@ export async function simulateCache(o: SimulateCacheOptions, onSession?: (info: 
     exists: { type: 'BOOLEAN', data: datasetRows.exists },
     qc: { type: 'STRING', data: datasetRows.qc },
   });
-  // Paths stay relative so the cache can move and two caches of one seed are identical.
-  const portable = infos.map(({ ref: _ref, ...rest }) => rest);
-  await writeFileAtomic(manifestPath, JSON.stringify({ fingerprint, sessions: portable }, null, 1) + '\n');
-  return infos;
 }
