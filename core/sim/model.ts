@@ -450,6 +450,7 @@ function worldTree(acronyms: readonly string[], world: SimWorld): { order: numbe
  * Simulates one session. `atlasIdOf` maps an acronym to its Allen id (from the shipped atlas).
  * With `world`, region dynamics are shared across sessions (see the file comment); without it
  * (the default) every draw is the session's own, exactly as before the option existed.
+ * The parts below run in a fixed order: the generators they share (anat, rates, beh) are drawn from in exactly this sequence.
  */
 export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acronym: string) => number, world?: SimWorld): SimSession {
   const root = createRng(seed);
@@ -462,6 +463,64 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
 
   // --- Anatomy: neurons per region, probes, channel bands.
   const anat = root.fork('anatomy');
+  const layout = layoutAnatomy(plan, sizes, anat, atlasIdOf);
+  const { regions, probeNames } = layout;
+  const units = drawUnits(plan, sizes, d, layout, anat, root.fork('rates'));
+  const { neuronsByProbe, ordered, neurons } = assignClusterIds(units, probeNames, anat);
+
+  // --- Latent dynamics with directed, lagged coupling.
+  const { systems, coupling, dynamics, lag } = latentSystems(plan, sizes, d, dtS, root.fork('dynamics'), world);
+  const u = taskInputs(trials, nSeg, dtS);
+  const D = R * d;
+  const x = integrateLatents(systems, u, nSeg, d, lag, root.fork('latent-noise'));
+  const { readout, deadS } = unitReadout(root, sizes, ordered, x, nSeg, dtS, D, d);
+
+  // --- Spikes: Poisson counts per step, uniform times inside the step, in time order per probe.
+  const probes = spikeProbes(readout, regions, probeNames, neuronsByProbe, nSeg, dtS, root.fork('spikes'), deadS);
+
+  // --- True rates on the per-trial grid: the exact mean of the piecewise-constant rate per step.
+  const stepS = sizes.stepMs / 1000;
+  const gridStartS = sizes.gridWindowS[0];
+  const nSteps = Math.round(((sizes.gridWindowS[1] - sizes.gridWindowS[0]) * 1000) / sizes.stepMs);
+  const trueRates = gridRates(readout, trials.stimOn_times, gridStartS, stepS, nSteps, nSeg, dtS);
+
+  // --- Behaviour traces.
+  const beh = root.fork('behaviour');
+  const ramps = wheelRamps(trials, plan.nTrials, beh);
+  const wheel = wheelTrace(ramps, Math.floor(endS * sizes.wheelHz), sizes.wheelHz, beh);
+  const camera = cameraTrace(ramps, { nCam: Math.floor(endS * sizes.cameraHz), cameraHz: sizes.cameraHz, nSeg, dtS, x, D, d, R }, beh);
+
+  return {
+    seed,
+    durationS: endS,
+    trials,
+    regions,
+    coupling,
+    dynamics,
+    neurons,
+    probes,
+    wheel,
+    camera,
+    trueRates,
+    stepMs: sizes.stepMs,
+    gridStartS,
+    nSteps,
+  };
+}
+
+/** Where a session's neurons sit: how many per region (and in no region), which probe holds which regions, each region's channel band. */
+interface AnatomyLayout {
+  perRegion: number[];
+  nVoid: number;
+  probeNames: string[];
+  regions: SimRegion[];
+  /** Each probe's first void channel (the brain surface). */
+  surface: Map<string, number>;
+}
+
+/** Shares the neurons out over the regions and lays the regions along the probes (draws from `anat`). */
+function layoutAnatomy(plan: SessionPlan, sizes: SimSizes, anat: Rng, atlasIdOf: (acronym: string) => number): AnatomyLayout {
+  const R = plan.regionAcronyms.length;
   const nVoid = Math.min(sizes.voidUnits, Math.max(0, plan.nNeurons - 3 * R));
   const nRegionNeurons = plan.nNeurons - nVoid;
   const share = Array.from({ length: R }, () => 0.5 + anat.next());
@@ -497,11 +556,17 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
       hi = lo;
     });
   }
+  return { perRegion, nVoid, probeNames, regions, surface };
+}
 
-  // Units: region, channel, depth, cluster id (ids shuffled against depth as a sorter's are).
-  interface Unit { region: number; probe: string; channel: number; depth: number; rate: number; gain: number; w: Float64Array; label: number; latentRegion: number }
+/** One simulated unit before cluster ids: its place, rate, readout and quality label. */
+interface Unit { region: number; probe: string; channel: number; depth: number; rate: number; gain: number; w: Float64Array; label: number; latentRegion: number }
+
+/** Units: region, channel, depth, rate, readout weights and label; region units first, then void ones (draws from `anat` and `rates`). */
+function drawUnits(plan: SessionPlan, sizes: SimSizes, d: number, layout: AnatomyLayout, anat: Rng, rates: Rng): Unit[] {
+  const { perRegion, nVoid, probeNames, regions, surface } = layout;
+  const R = plan.regionAcronyms.length;
   const units: Unit[] = [];
-  const rates = root.fork('rates');
   // Target rates: a log-normal main component and a low-rate tail, log-uniform in [0.03, 3] Hz,
   // both times the region's factor. The mixture fitted to the real active units' rates has a tail
   // weight of 0.34, a main median of 8.5 Hz and a log-sd of 0.65-0.7 (KS distance ~0.01).
@@ -542,8 +607,11 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
     units.push({ region: -1, probe, channel, depth: 0, rate, gain: uniform(rates, 0.2, 0.6), w: unitVec(), label: labelOf(rate), latentRegion: near });
   }
   for (const u of units) u.depth = ROW_PITCH_UM * Math.floor(u.channel / 2) + uniform(anat, -8, 8);
+  return units;
+}
 
-  const probes: SimProbe[] = [];
+/** Cluster ids shuffled against depth as a sorter's are: each probe's units in cluster-id order, all of them probe by probe, and their neuron rows. */
+function assignClusterIds(units: Unit[], probeNames: string[], anat: Rng): { neuronsByProbe: Map<string, Unit[]>; ordered: Unit[]; neurons: SimNeuron[] } {
   const neuronsByProbe = new Map<string, Unit[]>();
   for (const name of probeNames) {
     const mine = units.filter((u) => u.probe === name);
@@ -556,10 +624,22 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
   const neurons: SimNeuron[] = probeNames.flatMap((name) =>
     neuronsByProbe.get(name)!.map((u, clusterId) => ({ probe: name, clusterId, region: u.region, targetRateHz: u.rate })),
   );
+  return { neuronsByProbe, ordered, neurons };
+}
 
-  // --- Latent dynamics with directed, lagged coupling.
-  // Session-own draws come from `dyn` in a fixed sequence; shared ones from world-keyed generators.
-  const dyn = root.fork('dynamics');
+/**
+ * Each region's latent system and its coupling from a parent region.
+ * Session-own draws come from `dyn` in a fixed sequence; shared ones from world-keyed generators.
+ */
+function latentSystems(
+  plan: SessionPlan,
+  sizes: SimSizes,
+  d: number,
+  dtS: number,
+  dyn: Rng,
+  world: SimWorld | undefined,
+): { systems: RegionDynamics[]; coupling: SimCoupling[]; dynamics: SimRegionDynamics[]; lag: number } {
+  const R = plan.regionAcronyms.length;
   const acr = plan.regionAcronyms;
   const tree = world ? worldTree(acr, world) : undefined;
   const order = tree ? tree.order : dyn.shuffle([...Array(R).keys()]);
@@ -582,11 +662,11 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
     systems[r] = { a: base.a, b: base.b, noise: base.noise, parent, k };
   });
   const dynamics: SimRegionDynamics[] = systems.map((s, r) => ({ acronym: acr[r], a: s.a, b: s.b, parent: s.parent >= 0 ? acr[s.parent] : null, k: s.k }));
-  const u = taskInputs(trials, nSeg, dtS);
-  const D = R * d;
-  const x = integrateLatents(systems, u, nSeg, d, lag, root.fork('latent-noise'));
+  return { systems, coupling, dynamics, lag };
+}
 
-  const N = ordered.length;
+/** Each unit's rate as a readout of the latents, with the slow latent and its refractory period (forks of `root`, in this order). */
+function unitReadout(root: Rng, sizes: SimSizes, ordered: Unit[], x: Float64Array, nSeg: number, dtS: number, D: number, d: number): { readout: Readout; deadS: number[] } {
   // A slow, brain-wide latent (own generators: the draws above are unchanged with it on or off).
   const slow = sizes.slowGain > 0 ? slowLatent(nSeg, dtS, root.fork('slow-latent')) : null;
   const slowRng = root.fork('slow-loadings');
@@ -601,9 +681,21 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
     ordered.map((un, j) => ({ offset: Math.max(0, un.latentRegion) * d, weights: un.w.map((w) => w * un.gain), rateHz: un.rate, slowLoad: slowLoad[j] })),
     slow,
   );
+  return { readout, deadS };
+}
 
-  // --- Spikes: Poisson counts per step, uniform times inside the step, in time order per probe.
-  const spikeRng = root.fork('spikes');
+/** Draws the spikes and builds each probe's spike, cluster and channel tables. */
+function spikeProbes(
+  readout: Readout,
+  regions: SimRegion[],
+  probeNames: string[],
+  neuronsByProbe: Map<string, Unit[]>,
+  nSeg: number,
+  dtS: number,
+  spikeRng: Rng,
+  deadS: number[],
+): SimProbe[] {
+  const N = readout.n;
   const probeOf = new Int32Array(N);
   const clusterOf = new Int32Array(N);
   {
@@ -616,7 +708,7 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
     });
   }
   const { times: spikeTimes, clusters: spikeClusters } = drawSpikes(readout, nSeg, dtS, probeOf, clusterOf, probeNames.length, spikeRng, Float64Array.from(deadS));
-
+  const probes: SimProbe[] = [];
   probeNames.forEach((name, p) => {
     const mine = neuronsByProbe.get(name)!;
     const channelAtlasIds = new Int32Array(CHANNELS_PER_PROBE);
@@ -636,20 +728,14 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
       channelAtlasIds,
     });
   });
+  return probes;
+}
 
-  // --- True rates on the per-trial grid: the exact mean of the piecewise-constant rate per step.
-  const stepS = sizes.stepMs / 1000;
-  const gridStartS = sizes.gridWindowS[0];
-  const nSteps = Math.round(((sizes.gridWindowS[1] - sizes.gridWindowS[0]) * 1000) / sizes.stepMs);
-  const nT = plan.nTrials;
-  const trueRates = gridRates(readout, trials.stimOn_times, gridStartS, stepS, nSteps, nSeg, dtS);
+/** One wheel turn per trial with a choice: from first movement to response, its amplitude drawn from `beh`. */
+type WheelRamp = { t0: number; t1: number; amp: number };
 
-  // --- Behaviour traces.
-  const beh = root.fork('behaviour');
-  const nWheel = Math.floor(endS * sizes.wheelHz);
-  const wheelTimes = new Float64Array(nWheel);
-  const wheelPos = new Float64Array(nWheel);
-  const ramps: { t0: number; t1: number; amp: number }[] = [];
+function wheelRamps(trials: SimSession['trials'], nT: number, beh: Rng): WheelRamp[] {
+  const ramps: WheelRamp[] = [];
   for (let i = 0; i < nT; i++) {
     const c = trials.choice[i];
     if (c === 0) continue;
@@ -657,11 +743,18 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
     const t1 = trials.response_times[i];
     ramps.push({ t0, t1, amp: -c * uniform(beh, 0.25, 0.45) });
   }
+  return ramps;
+}
+
+/** The wheel position: the turns so far, a slow drift and the turn in progress, sampled at `wheelHz`. */
+function wheelTrace(ramps: WheelRamp[], nWheel: number, wheelHz: number, beh: Rng): SimSession['wheel'] {
+  const wheelTimes = new Float64Array(nWheel);
+  const wheelPos = new Float64Array(nWheel);
   let drift = 0;
   let offset = 0;
   let r = 0;
   for (let j = 0; j < nWheel; j++) {
-    const t = j / sizes.wheelHz;
+    const t = j / wheelHz;
     wheelTimes[j] = t;
     drift = 0.98 * drift + 0.0005 * beh.normal();
     while (r < ramps.length && ramps[r].t1 <= t) offset += ramps[r++].amp;
@@ -672,14 +765,23 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
     }
     wheelPos[j] = pos;
   }
-  const nCam = Math.floor(endS * sizes.cameraHz);
+  return { times: wheelTimes, position: wheelPos };
+}
+
+/** Motion energy: bumps at movements plus one region's latent and noise, through a softplus, on jittered camera frames. */
+function cameraTrace(
+  ramps: WheelRamp[],
+  g: { nCam: number; cameraHz: number; nSeg: number; dtS: number; x: Float64Array; D: number; d: number; R: number },
+  beh: Rng,
+): SimSession['camera'] {
+  const { nCam, cameraHz, nSeg, dtS, x, D, d, R } = g;
   const camTimes = new Float64Array(nCam);
   const me = new Float64Array(nCam);
   const moveTimes = ramps.map((m) => m.t0);
   let mIdx = 0;
   const meRegion = beh.int(R);
   for (let j = 0; j < nCam; j++) {
-    const t = j / sizes.cameraHz + beh.next() * 0.0002;
+    const t = j / cameraHz + beh.next() * 0.0002;
     camTimes[j] = t;
     while (mIdx < moveTimes.length && moveTimes[mIdx] + 1.2 < t) mIdx++;
     let bump = 0;
@@ -689,23 +791,7 @@ export function simulateSession(seed: number, sizes: SimSizes, atlasIdOf: (acron
     const z = 0.5 + 1.5 * bump + 0.4 * latent + 0.2 * beh.normal();
     me[j] = 1000 * Math.log1p(Math.exp(z)); // softplus keeps motion energy positive
   }
-
-  return {
-    seed,
-    durationS: endS,
-    trials,
-    regions,
-    coupling,
-    dynamics,
-    neurons,
-    probes,
-    wheel: { times: wheelTimes, position: wheelPos },
-    camera: { times: camTimes, motionEnergy: me },
-    trueRates,
-    stepMs: sizes.stepMs,
-    gridStartS,
-    nSteps,
-  };
+  return { times: camTimes, motionEnergy: me };
 }
 
 /**
